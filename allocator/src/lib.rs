@@ -1,29 +1,83 @@
 //! hakmem: a memory allocator fastest on tiny objects and flat over hours.
 //!
-//! TEMPORARY API SKELETON: forwards to libc while the real allocator lands.
+//! Use it as the global allocator:
+//!
+//! ```ignore
+//! #[global_allocator]
+//! static A: hakmem::Hakmem = hakmem::Hakmem;
+//! ```
+//!
+//! or through `libhakmem.so` (package `hakmem-capi`) with `LD_PRELOAD`.
+//!
+//! Module map (each file states its invariants at the top):
+//! - `size_class`: request size -> class, in O(1);
+//! - `heap` (thread cache): the lock-free fast path and its slow paths;
+//! - `remote`: frees from other threads (lock-free inboxes);
+//! - `superslab`: 2 MiB regions cut into slabs, and the shared pool of them;
+//! - `segmap`: which 2 MiB chunks are hakmem's (routes `free` in O(1));
+//! - `large`: blocks over 64 KiB, one mapping each, with a reuse cache;
+//! - `os`: every syscall, counted; `release` and `prewarm`: policy boxes;
+//! - `options`, `stats`, `init` (start-up, fork, exit), `check` (fatal errors),
+//!   `tls` (the thread's heap pointer), `lock`.
+//!
+//! The C ABI lives in the `hakmem-capi` package and calls [`raw`].
 
 use core::alloc::{GlobalAlloc, Layout};
 
+/// Bumps a per-path counter when the `observe` feature is on; nothing otherwise.
+macro_rules! observe {
+    ($heap:expr, $field:ident) => {
+        #[cfg(feature = "observe")]
+        {
+            crate::stats::bump(&(*$heap).paths.$field);
+        }
+    };
+}
+
+mod check;
+mod heap;
+mod init;
+mod large;
+mod lock;
 pub mod options;
+mod os;
+mod prewarm;
+mod release;
+mod remote;
+mod segmap;
+mod size_class;
 pub mod stats;
+mod superslab;
+mod tls;
 
+pub use init::print_summary as print_stats;
 pub use options::{options, set_options, set_profile, Options, Profile};
-pub use stats::{stats, Stats};
+pub use stats::{stats, PathCounters, Stats};
 
-/// The allocator, usable as `#[global_allocator] static A: hakmem::Hakmem = hakmem::Hakmem;`.
+#[cfg(test)]
+#[global_allocator]
+static GLOBAL: Hakmem = Hakmem;
+
+/// The allocator, usable as `#[global_allocator] static A: hakmem::Hakmem = hakmem::Hakmem;`
+/// or as a plain `GlobalAlloc` value.
 pub struct Hakmem;
 
-// SAFETY: temporary forwarder to libc, which honours the GlobalAlloc contract.
+// SAFETY: every method forwards to `raw`, which returns blocks of at least the
+// requested size and alignment that stay valid until freed, and never unwinds.
 unsafe impl GlobalAlloc for Hakmem {
+    #[inline]
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         raw::alloc(l.size(), l.align())
     }
+    #[inline]
     unsafe fn dealloc(&self, p: *mut u8, _l: Layout) {
         raw::free(p)
     }
+    #[inline]
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         raw::alloc_zeroed(l.size(), l.align())
     }
+    #[inline]
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
         raw::realloc(p, new_size, l.align())
     }
@@ -31,58 +85,226 @@ unsafe impl GlobalAlloc for Hakmem {
 
 /// Untyped entry points, used by the C ABI (`libhakmem.so`) and by benchmarks.
 pub mod raw {
-    /// Allocates `size` bytes aligned to `align` (a power of two); null if impossible.
+    use crate::segmap::{self, Chunk};
+    use crate::size_class::{class_for, class_for_aligned};
+    use crate::{check, heap, large, superslab};
+
+    /// Whether `align` needs no more than a class's natural alignment.
+    #[inline(always)]
+    fn plain(size: usize, align: usize) -> bool {
+        align <= 8 || (align <= 16 && size > 8)
+    }
+
+    /// Allocates `size` bytes aligned to `align`; null if impossible (never aborts).
+    /// `size` 0 gives a unique pointer.
     ///
     /// # Safety
     /// `align` must be a power of two.
+    #[inline(always)]
     pub unsafe fn alloc(size: usize, align: usize) -> *mut u8 {
-        let mut p = core::ptr::null_mut();
-        if libc::posix_memalign(&mut p, align.max(16), size.max(1)) != 0 {
-            return core::ptr::null_mut();
+        if plain(size, align) {
+            if let Some(c) = class_for(size) {
+                return heap::alloc(c);
+            }
         }
-        p.cast()
+        alloc_other(size, align, false)
     }
-    /// Like [`alloc`], but the memory is zeroed.
+
+    /// Like [`alloc`], but the memory is zeroed (without a memset on fresh pages).
     ///
     /// # Safety
     /// `align` must be a power of two.
     pub unsafe fn alloc_zeroed(size: usize, align: usize) -> *mut u8 {
-        let p = alloc(size, align);
-        if !p.is_null() {
-            core::ptr::write_bytes(p, 0, size);
+        if plain(size, align) {
+            if let Some(c) = class_for(size) {
+                return heap::alloc_zeroed(c, size);
+            }
         }
-        p
+        alloc_other(size, align, true)
     }
-    /// Frees a block hakmem returned; aborts with a `hakmem:` message on a pointer it never returned.
+
+    #[cold]
+    unsafe fn alloc_other(size: usize, align: usize, zero: bool) -> *mut u8 {
+        if !align.is_power_of_two() {
+            return core::ptr::null_mut();
+        }
+        match class_for_aligned(size, align) {
+            Some(c) if zero => heap::alloc_zeroed(c, size),
+            Some(c) => heap::alloc(c),
+            None => large::alloc(size, align, zero),
+        }
+    }
+
+    /// Frees a block hakmem returned (null is ignored). A pointer hakmem never
+    /// returned, or a detectable double free, aborts with a `hakmem:` message.
     ///
     /// # Safety
     /// `p` must be null or a live block from this allocator.
+    #[inline(always)]
     pub unsafe fn free(p: *mut u8) {
-        libc::free(p.cast())
+        match segmap::lookup(p) {
+            Chunk::SuperSlab => heap::free(p),
+            Chunk::Foreign if p.is_null() => {}
+            Chunk::Foreign => check::fatal("free(): invalid pointer (not from hakmem)", p),
+            k => large::free(p, k),
+        }
     }
-    /// Frees `p` if hakmem owns it and returns true; returns false (doing nothing) otherwise.
+
+    /// Frees `p` and returns true if it lies in memory hakmem manages; returns
+    /// false, doing nothing, for a pointer from elsewhere (or null).
     ///
     /// # Safety
-    /// If owned, `p` must be live.
+    /// If hakmem's, `p` must be a live block.
     pub unsafe fn try_free(p: *mut u8) -> bool {
+        if segmap::lookup(p) == Chunk::Foreign {
+            return false;
+        }
         free(p);
         true
     }
-    /// Resizes `p` to `new_size`, in place where it can. Null (and `p` untouched) if impossible.
+
+    /// Resizes `p` to `new_size` bytes aligned to `align`, in place where it can.
+    /// Null (and `p` untouched) if impossible; `p` null acts as [`alloc`].
     ///
     /// # Safety
-    /// `p` must be a live block from this allocator; `align` its alignment.
+    /// `p` must be null or a live block from this allocator; `align` a power of two.
     pub unsafe fn realloc(p: *mut u8, new_size: usize, align: usize) -> *mut u8 {
-        let _ = align;
-        libc::realloc(p.cast(), new_size).cast()
+        if p.is_null() {
+            return alloc(new_size, align);
+        }
+        let kind = segmap::lookup(p);
+        let old = match kind {
+            Chunk::SuperSlab => {
+                let bs = superslab::block_size(p);
+                // Keep the block while the new size still fits and wastes at
+                // most half of it.
+                if new_size <= bs && new_size >= bs / 2 {
+                    return p;
+                }
+                bs
+            }
+            Chunk::Foreign => check::fatal("realloc(): invalid pointer (not from hakmem)", p),
+            k => {
+                if new_size > crate::size_class::MAX_SIZE && large::resize_in_place(p, k, new_size) {
+                    return p;
+                }
+                large::usable_size(p, k)
+            }
+        };
+        let q = alloc(new_size, align);
+        if !q.is_null() {
+            core::ptr::copy_nonoverlapping(p, q, old.min(new_size));
+            free(p);
+        }
+        q
     }
-    /// Usable size of a block hakmem owns, `None` for pointers it does not own.
+
+    /// Usable size of a block hakmem owns; `None` for pointers it does not own.
     pub fn usable_size(p: *const u8) -> Option<usize> {
-        // SAFETY: temporary forwarder.
-        Some(unsafe { libc::malloc_usable_size(p as *mut _) })
+        if !owns(p) {
+            return None;
+        }
+        Some(match segmap::lookup(p) {
+            Chunk::SuperSlab => superslab::block_size(p),
+            // SAFETY: `owns` validated p as a live large block.
+            k => unsafe { large::usable_size(p, k) },
+        })
     }
-    /// Whether `p` points at (the start of) a block in memory hakmem manages.
-    pub fn owns(_p: *const u8) -> bool {
-        true
+
+    /// Whether `p` is the start of a live block in memory hakmem manages.
+    pub fn owns(p: *const u8) -> bool {
+        match segmap::lookup(p) {
+            Chunk::Foreign => false,
+            Chunk::SuperSlab => !superslab::in_header_slab(p) && superslab::owns_block(p),
+            k => large::owns(p, k),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::raw;
+
+    #[test]
+    fn sizes_and_alignments_round_trip() {
+        for &size in &[0usize, 1, 8, 9, 16, 100, 1024, 1025, 8192, 65536, 65537, 1 << 20] {
+            for &align in &[1usize, 8, 16, 64, 4096, 65536, 1 << 21] {
+                // SAFETY: powers of two; each block is written within bounds and freed once.
+                unsafe {
+                    let p = raw::alloc(size, align);
+                    assert!(!p.is_null(), "size {size} align {align}");
+                    assert_eq!(p as usize % align, 0, "size {size} align {align}");
+                    if size >= 16 {
+                        assert_eq!(p as usize % 16, 0);
+                    }
+                    assert!(raw::owns(p));
+                    assert!(raw::usable_size(p).unwrap() >= size);
+                    core::ptr::write_bytes(p, 0xab, size);
+                    raw::free(p);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn zero_sized_blocks_are_unique() {
+        // SAFETY: size 0 blocks are valid pointers that are only freed.
+        unsafe {
+            let a = raw::alloc(0, 1);
+            let b = raw::alloc(0, 1);
+            assert!(!a.is_null() && !b.is_null() && a != b);
+            raw::free(a);
+            raw::free(b);
+        }
+    }
+
+    #[test]
+    fn realloc_keeps_contents_and_stays_in_place_when_it_fits() {
+        // SAFETY: blocks are used within their sizes and freed once.
+        unsafe {
+            let p = raw::alloc(100, 8);
+            core::ptr::write_bytes(p, 7, 100);
+            assert_eq!(raw::realloc(p, 110, 8), p);
+            let q = raw::realloc(p, 5000, 8);
+            assert!((0..100).all(|i| *q.add(i) == 7));
+            let r = raw::realloc(q, 3 << 20, 8);
+            assert!((0..100).all(|i| *r.add(i) == 7));
+            let s = raw::realloc(r, 4 << 20, 8);
+            assert!((0..100).all(|i| *s.add(i) == 7));
+            raw::free(s);
+        }
+    }
+
+    #[test]
+    fn zeroed_blocks_are_zero_even_when_recycled() {
+        for size in [24usize, 700, 5000, 40_000, 200_000] {
+            // SAFETY: blocks are used within their sizes and freed once.
+            unsafe {
+                let p = raw::alloc(size, 8);
+                core::ptr::write_bytes(p, 0xff, size);
+                raw::free(p);
+                let q = raw::alloc_zeroed(size, 8);
+                assert!((0..size).all(|i| *q.add(i) == 0), "size {size}");
+                raw::free(q);
+            }
+        }
+    }
+
+    #[test]
+    fn foreign_pointers_are_not_owned() {
+        let x = 5u64;
+        assert!(!raw::owns(&x as *const u64 as *const u8));
+        // SAFETY: try_free does nothing for pointers hakmem does not manage.
+        assert!(!unsafe { raw::try_free(&x as *const u64 as *mut u8) });
+    }
+
+    #[test]
+    fn impossible_requests_return_null() {
+        // SAFETY: null results are not dereferenced.
+        unsafe {
+            assert!(raw::alloc(usize::MAX, 8).is_null());
+            assert!(raw::alloc(usize::MAX - 4096, 4096).is_null());
+            assert!(raw::alloc_zeroed(isize::MAX as usize, 16).is_null());
+        }
     }
 }

@@ -35,8 +35,10 @@ pub struct Stats {
     pub superslabs: u64,
     /// Superslabs given back to the OS so far.
     pub superslabs_released: u64,
-    /// Large (directly mapped) blocks currently live or cached.
+    /// Large (directly mapped) blocks currently live.
     pub large_blocks: u64,
+    /// Per-path counters (feature `observe`; zero without it).
+    pub paths: PathCounters,
 }
 
 impl Stats {
@@ -67,5 +69,53 @@ pub fn stats() -> Stats {
         superslabs: SUPERSLABS.load(Relaxed),
         superslabs_released: SUPERSLABS_RELEASED.load(Relaxed),
         large_blocks: LARGE_LIVE.load(Relaxed),
+        paths: paths(),
     }
+}
+
+/// Per-path counters (feature `observe`; all zero without it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PathCounters {
+    /// Allocations served from the current slab's free list.
+    pub alloc_fast: u64,
+    /// Allocations that took the slow path (carve, inbox, slab change).
+    pub alloc_slow: u64,
+    /// Frees of a block of the freeing thread's own heap.
+    pub free_local: u64,
+    /// Frees pushed to another heap's inbox.
+    pub free_remote: u64,
+}
+
+/// The owning thread's cells behind `PathCounters`.
+#[cfg(feature = "observe")]
+#[derive(Default)]
+pub(crate) struct PathCells {
+    pub(crate) alloc_fast: AtomicU64,
+    pub(crate) alloc_slow: AtomicU64,
+    pub(crate) free_local: AtomicU64,
+    pub(crate) free_remote: AtomicU64,
+}
+
+/// Adds one to a cell only its owner writes: a load and a store, no RMW.
+#[cfg(feature = "observe")]
+#[inline(always)]
+pub(crate) fn bump(c: &AtomicU64) {
+    c.store(c.load(Relaxed) + 1, Relaxed);
+}
+
+#[cfg(feature = "observe")]
+fn paths() -> PathCounters {
+    let mut p = PathCounters::default();
+    crate::heap::for_each(|h| {
+        p.alloc_fast += h.paths.alloc_fast.load(Relaxed);
+        p.alloc_slow += h.paths.alloc_slow.load(Relaxed);
+        p.free_local += h.paths.free_local.load(Relaxed);
+        p.free_remote += h.paths.free_remote.load(Relaxed);
+    });
+    p
+}
+
+#[cfg(not(feature = "observe"))]
+fn paths() -> PathCounters {
+    PathCounters::default()
 }

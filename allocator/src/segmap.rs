@@ -1,0 +1,79 @@
+//! The chunk map: which 2 MiB chunks of the address space hakmem manages.
+//!
+//! Invariants:
+//! - One byte per 2 MiB chunk of the 47-bit user address space (64 MiB of
+//!   zero-initialised .bss; only pages of entries in use are ever touched, one
+//!   page covering 8 GiB of address space).
+//! - An entry is set before the chunk's first block is handed out and cleared
+//!   before the chunk is unmapped, so a non-zero entry always names live
+//!   hakmem metadata. Reading it is one plain load: `free` uses it to route a
+//!   pointer (superslab, large block, or not ours) without any lock.
+
+use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
+
+pub(crate) const CHUNK_SHIFT: usize = 21;
+pub(crate) const CHUNK: usize = 1 << CHUNK_SHIFT;
+const ADDRESS_BITS: usize = 47;
+const ENTRIES: usize = 1 << (ADDRESS_BITS - CHUNK_SHIFT);
+
+/// What a chunk holds.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub(crate) enum Chunk {
+    /// Not hakmem's.
+    Foreign = 0,
+    /// A superslab; its header is at the chunk base.
+    SuperSlab = 1,
+    /// A large block whose header is at the chunk base.
+    Large = 2,
+    /// A large block with alignment >= 2 MiB: the user pointer is the chunk base
+    /// and its header sits in the page before it.
+    LargeAligned = 3,
+}
+
+static MAP: [AtomicU8; ENTRIES] = [const { AtomicU8::new(0) }; ENTRIES];
+
+#[inline(always)]
+pub(crate) fn lookup(p: *const u8) -> Chunk {
+    let i = p as usize >> CHUNK_SHIFT;
+    if i >= ENTRIES {
+        return Chunk::Foreign;
+    }
+    match MAP[i].load(Relaxed) {
+        1 => Chunk::SuperSlab,
+        2 => Chunk::Large,
+        3 => Chunk::LargeAligned,
+        _ => Chunk::Foreign,
+    }
+}
+
+/// Records what the chunk containing `p` holds (`Foreign` to forget it).
+pub(crate) fn set(p: *const u8, what: Chunk) {
+    let i = p as usize >> CHUNK_SHIFT;
+    if i < ENTRIES {
+        MAP[i].store(what as u8, Relaxed);
+    }
+}
+
+/// The base address of the chunk containing `p`.
+#[inline(always)]
+pub(crate) fn chunk_base(p: *const u8) -> usize {
+    p as usize & !(CHUNK - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_high_addresses_are_foreign() {
+        let p = 0x7000_1234_5678usize as *const u8;
+        assert_eq!(lookup(p), Chunk::Foreign);
+        set(p, Chunk::Large);
+        assert_eq!(lookup((chunk_base(p) + CHUNK - 1) as *const u8), Chunk::Large);
+        assert_eq!(lookup((chunk_base(p) + CHUNK) as *const u8), Chunk::Foreign);
+        set(p, Chunk::Foreign);
+        assert_eq!(lookup(p), Chunk::Foreign);
+        assert_eq!(lookup(usize::MAX as *const u8), Chunk::Foreign);
+    }
+}

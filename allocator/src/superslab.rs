@@ -1,0 +1,449 @@
+//! SuperSlabs and slabs: where tiny, small and medium blocks live.
+//!
+//! A superslab is a 2 MiB region aligned to 2 MiB. Its first slab holds this
+//! header (the seed's "region id" is the pair superslab + slab index); the
+//! others are slabs of one kind:
+//! - small kind: 32 slabs of 64 KiB (classes up to 8 KiB), 31 usable;
+//! - medium kind: 4 slabs of 512 KiB (classes up to 64 KiB), 3 usable.
+//!
+//! Invariants:
+//! - `free` finds a block's slab in O(1) from the pointer alone: superslab =
+//!   pointer & !(2 MiB - 1), slab = (pointer - superslab) >> slab_shift. No
+//!   per-block header exists, so every block keeps the alignment of its class.
+//! - A slab is either in the shared pool (`FREE`, no owner) or owned by exactly
+//!   one thread heap, which alone touches its free list, counters and state. The
+//!   owner changes only while the slab has no live block.
+//! - The pool lock guards superslab-level fields (`free_mask`, lists, kind);
+//!   slab fields are never written under it except for a slab in the pool.
+//! - A slab's memory beyond `carve` has never been handed out since the slab
+//!   was last decommitted or mapped; if `pristine`, it reads as zero.
+
+use crate::heap::Heap;
+use crate::lock::SpinLock;
+use crate::remote::Block;
+use crate::segmap::{self, Chunk, CHUNK};
+use crate::size_class::{is_medium, CLASS_SIZE};
+use crate::{os, release, stats};
+use core::ptr::{self, null_mut};
+use core::sync::atomic::{AtomicPtr, Ordering::Relaxed};
+
+pub(crate) const SUPERSLAB: usize = CHUNK;
+const MAX_SLABS: usize = 32;
+const MAGIC: u64 = 0x6861_6b6d_656d_5353; // "hakmemSS"
+
+/// Slab states, as seen by the owning heap.
+pub(crate) mod state {
+    /// In the shared pool.
+    pub const FREE: u8 = 0;
+    /// The heap's allocation slab for its class.
+    pub const CURRENT: u8 = 1;
+    /// Has free blocks; on the heap's partial list.
+    pub const PARTIAL: u8 = 2;
+    /// No free block when last looked at; on no list.
+    pub const FULL: u8 = 3;
+    /// Empty, kept by the heap for reuse.
+    pub const CACHED: u8 = 4;
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Kind {
+    Small = 0,
+    Medium = 1,
+}
+
+impl Kind {
+    pub(crate) fn of_class(class: usize) -> Kind {
+        if is_medium(class) {
+            Kind::Medium
+        } else {
+            Kind::Small
+        }
+    }
+    fn slab_shift(self) -> u32 {
+        match self {
+            Kind::Small => 16,
+            Kind::Medium => 19,
+        }
+    }
+    fn slabs(self) -> u32 {
+        (SUPERSLAB >> self.slab_shift()) as u32
+    }
+    /// Bits of the slabs that hold blocks (all but slab 0, the header's).
+    fn usable_mask(self) -> u32 {
+        (((1u64 << self.slabs()) - 1) & !1) as u32
+    }
+}
+
+#[repr(C, align(64))]
+pub(crate) struct Slab {
+    /// Free blocks, linked through their first word (owner only).
+    pub(crate) free: *mut Block,
+    /// Blocks handed out and not yet freed locally (owner only).
+    pub(crate) used: u32,
+    pub(crate) block_size: u32,
+    /// Next never-used byte, and the end of the last whole block.
+    pub(crate) carve: *mut u8,
+    pub(crate) carve_end: *mut u8,
+    /// The owning heap; null while in the pool. Read by other threads' frees.
+    pub(crate) owner: AtomicPtr<Heap>,
+    pub(crate) start: *mut u8,
+    /// Heap list links (partial list, empty cache).
+    pub(crate) next: *mut Slab,
+    pub(crate) prev: *mut Slab,
+    /// Multiplier for exact division of offsets by `block_size` (checks).
+    div_magic: u64,
+    pub(crate) state: u8,
+    pub(crate) class: u8,
+    pub(crate) kind: Kind,
+    pub(crate) pristine: bool,
+}
+
+#[repr(C)]
+pub(crate) struct SuperSlab {
+    magic: u64,
+    kind: Kind,
+    slab_shift: u32,
+    /// Bit i set: slab i is in the pool.
+    free_mask: u32,
+    in_avail: bool,
+    next: *mut SuperSlab,
+    prev: *mut SuperSlab,
+    slabs: [Slab; MAX_SLABS],
+}
+
+/// A slab that no heap owns and that owns no block; never written.
+pub(crate) static EMPTY_SLAB: EmptySlab = EmptySlab(Slab {
+    free: null_mut(),
+    used: 0,
+    block_size: 0,
+    carve: null_mut(),
+    carve_end: null_mut(),
+    owner: AtomicPtr::new(null_mut()),
+    start: null_mut(),
+    next: null_mut(),
+    prev: null_mut(),
+    div_magic: 0,
+    state: state::CURRENT,
+    class: 0,
+    kind: Kind::Small,
+    pristine: false,
+});
+
+pub(crate) struct EmptySlab(Slab);
+// SAFETY: EMPTY_SLAB is never written (heaps only write slabs they own, and
+// nobody owns it), so sharing it between threads is sound.
+unsafe impl Sync for EmptySlab {}
+
+impl EmptySlab {
+    pub(crate) fn get(&'static self) -> *mut Slab {
+        &self.0 as *const Slab as *mut Slab
+    }
+}
+
+impl Slab {
+    /// Prepares a slab just taken from the pool or an empty cache for `class`.
+    pub(crate) fn init(&mut self, class: usize, owner: *mut Heap) {
+        let bs = CLASS_SIZE[class] as usize;
+        let slab_len = 1usize << self.kind.slab_shift();
+        self.free = null_mut();
+        self.used = 0;
+        self.block_size = bs as u32;
+        self.class = class as u8;
+        self.carve = self.start;
+        self.carve_end = self.start.wrapping_add(slab_len / bs * bs);
+        self.div_magic = (1u64 << 40).div_ceil(bs as u64);
+        self.next = null_mut();
+        self.prev = null_mut();
+        self.owner.store(owner, Relaxed);
+    }
+
+    /// Validates that `p` is a block this slab handed out (default build).
+    #[inline(always)]
+    pub(crate) fn check_block(&self, p: *const u8) {
+        let off = (p as usize).wrapping_sub(self.start as usize);
+        let q = (off as u64 * self.div_magic) >> 40;
+        if self.state == state::FREE
+            || p >= self.carve as *const u8
+            || p < self.start as *const u8
+            || q * self.block_size as u64 != off as u64
+        {
+            crate::check::fatal("free(): invalid pointer or double free", p);
+        }
+    }
+}
+
+/// The slab holding `p`, which must lie in a superslab.
+#[inline(always)]
+pub(crate) fn slab_of(p: *const u8) -> *mut Slab {
+    let ss = segmap::chunk_base(p) as *mut SuperSlab;
+    // SAFETY: the chunk map said this chunk is a live superslab, whose header
+    // is initialised before the map entry is set.
+    unsafe {
+        let idx = (p as usize - ss as usize) >> (*ss).slab_shift;
+        ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(idx)
+    }
+}
+
+struct Pool {
+    /// Superslabs with at least one free slab, per kind.
+    avail: [*mut SuperSlab; 2],
+    /// Empty superslabs kept mapped, linked through `next`.
+    retained: *mut SuperSlab,
+    retained_count: u32,
+}
+
+// SAFETY: the raw pointers are only dereferenced under POOL's lock.
+unsafe impl Send for Pool {}
+
+static POOL: SpinLock<Pool> = SpinLock::new(Pool {
+    avail: [null_mut(); 2],
+    retained: null_mut(),
+    retained_count: 0,
+});
+
+impl Pool {
+    unsafe fn push_avail(&mut self, ss: *mut SuperSlab) {
+        let k = (*ss).kind as usize;
+        (*ss).prev = null_mut();
+        (*ss).next = self.avail[k];
+        if !self.avail[k].is_null() {
+            (*self.avail[k]).prev = ss;
+        }
+        self.avail[k] = ss;
+        (*ss).in_avail = true;
+    }
+
+    unsafe fn remove_avail(&mut self, ss: *mut SuperSlab) {
+        let k = (*ss).kind as usize;
+        if (*ss).prev.is_null() {
+            self.avail[k] = (*ss).next;
+        } else {
+            (*(*ss).prev).next = (*ss).next;
+        }
+        if !(*ss).next.is_null() {
+            (*(*ss).next).prev = (*ss).prev;
+        }
+        (*ss).in_avail = false;
+    }
+
+    unsafe fn pop_retained(&mut self) -> *mut SuperSlab {
+        let ss = self.retained;
+        if !ss.is_null() {
+            self.retained = (*ss).next;
+            self.retained_count -= 1;
+        }
+        ss
+    }
+}
+
+/// Lays out a superslab header for `kind`. `pristine`: its slabs read as zero.
+unsafe fn format(ss: *mut SuperSlab, kind: Kind, pristine: bool) {
+    (*ss).magic = MAGIC;
+    (*ss).kind = kind;
+    (*ss).slab_shift = kind.slab_shift();
+    (*ss).free_mask = kind.usable_mask();
+    (*ss).in_avail = false;
+    (*ss).next = null_mut();
+    (*ss).prev = null_mut();
+    for i in 0..kind.slabs() as usize {
+        let s = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(i);
+        ptr::write(
+            s,
+            Slab {
+                free: null_mut(),
+                used: 0,
+                block_size: 0,
+                carve: (ss as *mut u8).add(i << kind.slab_shift()),
+                carve_end: null_mut(),
+                owner: AtomicPtr::new(null_mut()),
+                start: (ss as *mut u8).add(i << kind.slab_shift()),
+                next: null_mut(),
+                prev: null_mut(),
+                div_magic: 0,
+                state: state::FREE,
+                class: 0,
+                kind,
+                pristine,
+            },
+        );
+    }
+}
+
+/// Maps and formats a fresh superslab, registering it in the chunk map.
+fn map_superslab(kind: Kind, populate: bool) -> *mut SuperSlab {
+    let ss = os::map_aligned(SUPERSLAB, SUPERSLAB, populate) as *mut SuperSlab;
+    if ss.is_null() {
+        return ss;
+    }
+    // SAFETY: a fresh, exclusively owned 2 MiB mapping, large enough for the header.
+    unsafe { format(ss, kind, true) };
+    segmap::set(ss as *const u8, Chunk::SuperSlab);
+    stats::SUPERSLABS.fetch_add(1, Relaxed);
+    ss
+}
+
+/// Takes a slab of `kind` from the pool (mapping a superslab if none is free).
+/// Null when the OS refuses memory. The slab is `FREE`, to be `init`ed.
+pub(crate) fn acquire(kind: Kind) -> *mut Slab {
+    let mut pool = POOL.lock();
+    // SAFETY: superslab headers reached from the pool are live and guarded by its lock.
+    unsafe {
+        let mut ss = pool.avail[kind as usize];
+        if ss.is_null() {
+            ss = pool.pop_retained();
+            if ss.is_null() {
+                drop(pool);
+                ss = map_superslab(kind, false);
+                if ss.is_null() {
+                    return null_mut();
+                }
+                pool = POOL.lock();
+            } else if (*ss).kind != kind {
+                let pristine = (&(*ss).slabs)[1..(*ss).kind.slabs() as usize]
+                    .iter()
+                    .all(|s| s.pristine);
+                format(ss, kind, pristine);
+            }
+            pool.push_avail(ss);
+        }
+        let idx = (*ss).free_mask.trailing_zeros() as usize;
+        (*ss).free_mask &= !(1 << idx);
+        if (*ss).free_mask == 0 {
+            pool.remove_avail(ss);
+        }
+        ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(idx)
+    }
+}
+
+/// Hands an empty slab back to the pool; unmaps its superslab if that empties it
+/// and the release policy says so.
+///
+/// # Safety
+/// `s` must be owned by the caller's heap and hold no live block.
+pub(crate) unsafe fn release(s: *mut Slab) {
+    let lean = release::decommit_pooled_slabs();
+    let touched = ((*s).carve as usize - (*s).start as usize).next_multiple_of(os::PAGE);
+    if touched > 0 {
+        if lean {
+            // Decommit before the slab is visible in the pool, so that nobody
+            // can carve from it while its pages are being dropped.
+            os::decommit((*s).start, touched);
+        }
+        (*s).pristine = lean;
+        (*s).carve = (*s).start;
+    }
+    (*s).state = state::FREE;
+    (*s).free = null_mut();
+    (*s).owner.store(null_mut(), Relaxed);
+    let ss = segmap::chunk_base((*s).start) as *mut SuperSlab;
+    let idx = ((*s).start as usize - ss as usize) >> (*ss).slab_shift;
+    let mut pool = POOL.lock();
+    (*ss).free_mask |= 1 << idx;
+    if (*ss).free_mask != (*ss).kind.usable_mask() {
+        if !(*ss).in_avail {
+            pool.push_avail(ss);
+        }
+        return;
+    }
+    // The superslab is empty.
+    if (*ss).in_avail {
+        pool.remove_avail(ss);
+    }
+    if lean {
+        stats::SUPERSLABS_RELEASED.fetch_add(1, Relaxed);
+    }
+    if release::retain_empty_superslab(pool.retained_count) {
+        (*ss).next = pool.retained;
+        pool.retained = ss;
+        pool.retained_count += 1;
+        return;
+    }
+    drop(pool);
+    segmap::set(ss as *const u8, Chunk::Foreign);
+    (*ss).magic = 0;
+    os::unmap(ss as *mut u8, SUPERSLAB);
+    stats::SUPERSLABS.fetch_sub(1, Relaxed);
+}
+
+/// Maps one pre-faulted superslab into the retained list (the prewarm box).
+pub(crate) fn prewarm() {
+    let ss = map_superslab(Kind::Small, true);
+    if ss.is_null() {
+        return;
+    }
+    let mut pool = POOL.lock();
+    // SAFETY: `ss` is fresh and only reachable from here until linked.
+    unsafe { pool.push_avail(ss) };
+}
+
+/// Whether `p` is the start of a block handed out from a superslab slab.
+pub(crate) fn owns_block(p: *const u8) -> bool {
+    let s = slab_of(p);
+    // SAFETY: `slab_of` yields a slab header inside a live superslab; the fields
+    // read are plain words (a racy read only makes the answer stale).
+    unsafe {
+        let idx = (p as usize - segmap::chunk_base(p)) >> (*segmap_header(p)).slab_shift;
+        if idx == 0 || (*s).state == state::FREE || (*s).block_size == 0 {
+            return false;
+        }
+        let off = p as usize - (*s).start as usize;
+        p < (*s).carve as *const u8 && off % (*s).block_size as usize == 0
+    }
+}
+
+fn segmap_header(p: *const u8) -> *const SuperSlab {
+    segmap::chunk_base(p) as *const SuperSlab
+}
+
+/// Whether `p` falls in a superslab's header slab (never a block).
+#[inline(always)]
+pub(crate) fn in_header_slab(p: *const u8) -> bool {
+    // SAFETY: `p` lies in a live superslab (caller checked the chunk map).
+    unsafe { (p as usize - segmap::chunk_base(p)) >> (*segmap_header(p)).slab_shift == 0 }
+}
+
+/// Fork support: hold the pool lock across fork so the child gets it consistent.
+pub(crate) fn lock_for_fork() {
+    POOL.acquire();
+}
+
+pub(crate) fn unlock_after_fork() {
+    POOL.force_unlock();
+}
+
+/// Block size of the slab holding `p` (a superslab block).
+pub(crate) fn block_size(p: *const u8) -> usize {
+    // SAFETY: caller checked the chunk map; the slab header is live.
+    unsafe { (*slab_of(p)).block_size as usize }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_cover_the_superslab() {
+        assert_eq!(Kind::Small.slabs(), 32);
+        assert_eq!(Kind::Medium.slabs(), 4);
+        assert_eq!(Kind::Small.usable_mask().count_ones(), 31);
+        assert_eq!(Kind::Medium.usable_mask(), 0b1110);
+        assert!(core::mem::size_of::<SuperSlab>() < 1 << Kind::Small.slab_shift());
+    }
+
+    #[test]
+    fn acquired_slabs_map_back_to_themselves() {
+        let s = acquire(Kind::Small);
+        assert!(!s.is_null());
+        // SAFETY: the slab is ours until released; it holds no block.
+        unsafe {
+            (*s).init(3, null_mut());
+            (*s).state = state::CURRENT;
+            let p = (*s).start.add(5 * (*s).block_size as usize);
+            assert_eq!(slab_of(p), s);
+            assert_eq!(segmap::lookup(p), Chunk::SuperSlab);
+            assert!(!in_header_slab(p));
+            assert_eq!((*s).start as usize % (1 << 16), 0);
+            release(s);
+        }
+    }
+}
