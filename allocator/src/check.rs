@@ -37,9 +37,8 @@ pub(crate) fn write_stderr(bytes: &[u8]) {
 /// Lower-case hex digits of `v` into `out`; returns the count (at most 16).
 pub(crate) fn write_hex(out: &mut [u8], v: usize) -> usize {
     let digits = ((usize::BITS - v.leading_zeros()).div_ceil(4)).max(1) as usize;
-    for i in 0..digits {
-        let nib = (v >> ((digits - 1 - i) * 4)) & 0xf;
-        out[i] = b"0123456789abcdef"[nib];
+    for (i, o) in out[..digits].iter_mut().enumerate() {
+        *o = b"0123456789abcdef"[(v >> ((digits - 1 - i) * 4)) & 0xf];
     }
     digits
 }
@@ -56,8 +55,8 @@ pub(crate) fn write_dec(out: &mut [u8], mut v: u64) -> usize {
             break;
         }
     }
-    for i in 0..n {
-        out[i] = tmp[n - 1 - i];
+    for (o, t) in out[..n].iter_mut().zip(tmp[..n].iter().rev()) {
+        *o = *t;
     }
     n
 }

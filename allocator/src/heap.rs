@@ -31,7 +31,11 @@ pub(crate) struct Heap {
     partial: [*mut Slab; NUM_CLASSES],
     /// Empty slabs kept for reuse, per kind, linked through `next`.
     empty: [*mut Slab; 2],
-    empty_count: u32,
+    /// 64 KiB units of slabs in the empty cache, and of other slabs owned.
+    empty_units: u32,
+    in_use_units: u32,
+    /// Slow-path refills, which pace the trimming of the empty cache.
+    refills: u32,
     /// Next heap in the registry of all heaps (append-only).
     next_all: *mut Heap,
     /// Next heap on the idle list.
@@ -51,7 +55,9 @@ impl Heap {
             self.partial[c] = null_mut();
         }
         self.empty = [null_mut(); 2];
-        self.empty_count = 0;
+        self.empty_units = 0;
+        self.in_use_units = 0;
+        self.refills = 0;
         self.inbox = Inbox::new();
     }
 }
@@ -94,9 +100,7 @@ pub(crate) unsafe fn alloc_zeroed(class: usize, size: usize) -> *mut u8 {
 pub(crate) unsafe fn free(p: *mut u8) {
     let s = superslab::slab_of(p);
     if check::CHECKS {
-        if superslab::in_header_slab(p) {
-            check::fatal("free(): invalid pointer", p);
-        }
+        // Also rejects pointers into the header slab, which is always FREE.
         (*s).check_block(p);
     }
     let heap = tls::get();
@@ -162,18 +166,22 @@ impl Heap {
     /// Finds a block for `class` once the current slab's free list is empty.
     /// Returns the block and whether it may hold old data.
     unsafe fn refill(&mut self, class: usize, zero: bool) -> Fresh {
+        self.refills = self.refills.wrapping_add(1);
+        if self.refills % release::HEAP_TRIM_EVERY == 0
+            && self.empty_units > release::heap_cache_target(self.in_use_units)
+        {
+            self.release_cached();
+        }
         let s = self.cur[class];
+        // Blocks other threads gave back come before fresh memory.
+        if !self.inbox.is_empty() {
+            self.drain_inbox();
+        }
         if !(*s).free.is_null() {
             return Fresh(pop(s), true);
         }
         if let Some(b) = carve(s, zero) {
             return b;
-        }
-        if !self.inbox.is_empty() {
-            self.drain_inbox();
-            if !(*s).free.is_null() {
-                return Fresh(pop(s), true);
-            }
         }
         if s != EMPTY_SLAB.get() {
             (*s).state = state::FULL;
@@ -204,8 +212,9 @@ impl Heap {
             }
         } else {
             self.empty[kind as usize] = (*n).next;
-            self.empty_count -= 1;
+            self.empty_units -= units(kind);
         }
+        self.in_use_units += units(kind);
         (*n).init(class, self);
         (*n).state = state::CURRENT;
         self.cur[class] = n;
@@ -242,17 +251,36 @@ impl Heap {
         }
     }
 
-    /// An empty slab leaves the class: kept in the heap's cache or pooled.
+    /// An empty slab leaves its class: kept in the heap's cache or pooled, and
+    /// the cache trimmed to what the release policy allows now.
     unsafe fn retire(&mut self, s: *mut Slab) {
-        if release::heap_keeps_empty_slab(self.empty_count) {
+        let u = units((*s).kind);
+        self.in_use_units -= u;
+        if self.empty_units + u <= release::heap_cache_cap(self.in_use_units) {
             (*s).state = state::CACHED;
             (*s).pristine &= (*s).carve == (*s).start;
             (*s).next = self.empty[(*s).kind as usize];
             self.empty[(*s).kind as usize] = s;
-            self.empty_count += 1;
+            self.empty_units += u;
         } else {
             superslab::release(s);
         }
+        while self.empty_units > release::heap_cache_cap(self.in_use_units) {
+            self.release_cached();
+        }
+    }
+
+    /// Hands one cached empty slab back to the pool (medium ones first).
+    unsafe fn release_cached(&mut self) {
+        let k = if self.empty[Kind::Medium as usize].is_null() {
+            Kind::Small
+        } else {
+            Kind::Medium
+        };
+        let s = self.empty[k as usize];
+        self.empty[k as usize] = (*s).next;
+        self.empty_units -= units(k);
+        superslab::release(s);
     }
 
     /// Gives back everything that can go: called when the owning thread exits.
@@ -261,18 +289,22 @@ impl Heap {
         for c in 0..NUM_CLASSES {
             let s = self.cur[c];
             if s != EMPTY_SLAB.get() && (*s).used == 0 {
+                self.in_use_units -= units((*s).kind);
                 superslab::release(s);
                 self.cur[c] = EMPTY_SLAB.get();
             }
         }
-        for k in 0..2 {
-            while !self.empty[k].is_null() {
-                let s = self.empty[k];
-                self.empty[k] = (*s).next;
-                superslab::release(s);
-            }
+        while self.empty_units > 0 {
+            self.release_cached();
         }
-        self.empty_count = 0;
+    }
+}
+
+/// A slab's size in 64 KiB units (the release policy's currency).
+fn units(k: Kind) -> u32 {
+    match k {
+        Kind::Small => 1,
+        Kind::Medium => 8,
     }
 }
 

@@ -158,7 +158,7 @@ unsafe fn header(p: *const u8, kind: Chunk) -> *mut Header {
         (p as usize - os::PAGE) as *mut Header
     };
     if check::CHECKS {
-        if (*h).magic != MAGIC || (*h).map.add((*h).offset) as *const u8 != p {
+        if (*h).magic != MAGIC || !ptr::eq((*h).map.add((*h).offset), p) {
             check::fatal("free(): invalid pointer", p);
         }
         if !(*h).live {
@@ -197,7 +197,7 @@ pub(crate) fn owns(p: *const u8, kind: Chunk) -> bool {
             _ if segmap::chunk_base(p) == p as usize => (p as usize - os::PAGE) as *const Header,
             _ => return false,
         };
-        (*h).magic == MAGIC && (*h).live && (*h).map.add((*h).offset) as *const u8 == p
+        (*h).magic == MAGIC && (*h).live && ptr::eq((*h).map.add((*h).offset), p)
     }
 }
 

@@ -200,6 +200,8 @@ pub mod raw {
     }
 
     /// Usable size of a block hakmem owns; `None` for pointers it does not own.
+    // Safe for any pointer value: only metadata the chunk map vouches for is read.
+    #[allow(clippy::not_unsafe_ptr_arg_deref)]
     pub fn usable_size(p: *const u8) -> Option<usize> {
         if !owns(p) {
             return None;
@@ -215,7 +217,7 @@ pub mod raw {
     pub fn owns(p: *const u8) -> bool {
         match segmap::lookup(p) {
             Chunk::Foreign => false,
-            Chunk::SuperSlab => !superslab::in_header_slab(p) && superslab::owns_block(p),
+            Chunk::SuperSlab => superslab::owns_block(p),
             k => large::owns(p, k),
         }
     }

@@ -56,8 +56,9 @@ pub struct Options {
     /// Map and pre-fault the first superslab at start-up and give each new thread
     /// heap its tiny slabs up front.
     pub prewarm: bool,
-    /// Release policy: empty slabs a thread heap keeps for reuse before handing
-    /// them back to the shared pool (the per-thread hysteresis).
+    /// Release policy: 64 KiB units of empty slabs a thread heap keeps for reuse
+    /// before handing them back to the shared pool, and units kept per 32 in use
+    /// (the per-thread hysteresis).
     pub heap_empty_slabs: u32,
     /// Release policy: empty superslabs kept mapped (decommitted when lean) before
     /// the rest are unmapped (the global hysteresis).
@@ -74,7 +75,7 @@ impl Options {
                 profile,
                 mem_lean: false,
                 prewarm: true,
-                heap_empty_slabs: 16,
+                heap_empty_slabs: 64,
                 retain_superslabs: u32::MAX,
                 large_cache_bytes: 256 << 20,
             },
@@ -82,7 +83,7 @@ impl Options {
                 profile,
                 mem_lean: true,
                 prewarm: false,
-                heap_empty_slabs: 2,
+                heap_empty_slabs: 16,
                 retain_superslabs: 4,
                 large_cache_bytes: 32 << 20,
             },
@@ -90,7 +91,7 @@ impl Options {
                 profile,
                 mem_lean: true,
                 prewarm: false,
-                heap_empty_slabs: 0,
+                heap_empty_slabs: 4,
                 retain_superslabs: 0,
                 large_cache_bytes: 0,
             },
@@ -107,7 +108,7 @@ impl Default for Options {
 static PROFILE: AtomicU8 = AtomicU8::new(1);
 static MEM_LEAN: AtomicBool = AtomicBool::new(true);
 static PREWARM: AtomicBool = AtomicBool::new(false);
-static HEAP_EMPTY_SLABS: AtomicU32 = AtomicU32::new(2);
+static HEAP_EMPTY_SLABS: AtomicU32 = AtomicU32::new(16);
 static RETAIN_SUPERSLABS: AtomicU32 = AtomicU32::new(4);
 static LARGE_CACHE_BYTES: AtomicU64 = AtomicU64::new(32 << 20);
 static PRINT_STATS: AtomicBool = AtomicBool::new(false);

@@ -91,7 +91,7 @@ fn class_above_tiny(size: usize) -> usize {
 /// no class block both fits and is aligned (the large path serves it then).
 pub(crate) fn class_for_aligned(size: usize, align: usize) -> Option<usize> {
     let mut c = class_for(size.max(align))?;
-    while CLASS_SIZE[c] as usize % align != 0 {
+    while !(CLASS_SIZE[c] as usize).is_multiple_of(align) {
         c += 1;
         if c == NUM_CLASSES {
             return None;

@@ -162,9 +162,9 @@ impl Slab {
     pub(crate) fn check_block(&self, p: *const u8) {
         let off = (p as usize).wrapping_sub(self.start as usize);
         let q = (off as u64 * self.div_magic) >> 40;
+        // `p >= start` holds by construction of `slab_of`.
         if self.state == state::FREE
             || p >= self.carve as *const u8
-            || p < self.start as *const u8
             || q * self.block_size as u64 != off as u64
         {
             crate::check::fatal("free(): invalid pointer or double free", p);
@@ -380,26 +380,13 @@ pub(crate) fn prewarm() {
 pub(crate) fn owns_block(p: *const u8) -> bool {
     let s = slab_of(p);
     // SAFETY: `slab_of` yields a slab header inside a live superslab; the fields
-    // read are plain words (a racy read only makes the answer stale).
+    // read are plain words (a racy read only makes the answer stale). The header
+    // slab is always FREE, so pointers into it are rejected.
     unsafe {
-        let idx = (p as usize - segmap::chunk_base(p)) >> (*segmap_header(p)).slab_shift;
-        if idx == 0 || (*s).state == state::FREE || (*s).block_size == 0 {
-            return false;
-        }
-        let off = p as usize - (*s).start as usize;
-        p < (*s).carve as *const u8 && off % (*s).block_size as usize == 0
+        (*s).state != state::FREE
+            && p < (*s).carve as *const u8
+            && (p as usize - (*s).start as usize).is_multiple_of((*s).block_size as usize)
     }
-}
-
-fn segmap_header(p: *const u8) -> *const SuperSlab {
-    segmap::chunk_base(p) as *const SuperSlab
-}
-
-/// Whether `p` falls in a superslab's header slab (never a block).
-#[inline(always)]
-pub(crate) fn in_header_slab(p: *const u8) -> bool {
-    // SAFETY: `p` lies in a live superslab (caller checked the chunk map).
-    unsafe { (p as usize - segmap::chunk_base(p)) >> (*segmap_header(p)).slab_shift == 0 }
 }
 
 /// Fork support: hold the pool lock across fork so the child gets it consistent.
@@ -441,7 +428,10 @@ mod tests {
             let p = (*s).start.add(5 * (*s).block_size as usize);
             assert_eq!(slab_of(p), s);
             assert_eq!(segmap::lookup(p), Chunk::SuperSlab);
-            assert!(!in_header_slab(p));
+            assert!(!owns_block(p));
+            (*s).carve = p.add(1);
+            assert!(owns_block(p));
+            (*s).carve = (*s).start;
             assert_eq!((*s).start as usize % (1 << 16), 0);
             release(s);
         }

@@ -1,0 +1,39 @@
+/* libhakmem.so: hakmem's own entry points, beside the standard malloc family
+ * it exports. Link with -lhakmem, or look them up with dlsym when hakmem is
+ * LD_PRELOADed. */
+#ifndef HAKMEM_H
+#define HAKMEM_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The runtime options in force (set from HAKMEM_* at start-up). */
+struct hakmem_options {
+    const char *profile; /* "speed-first", "balanced" or "lean"; static */
+    int mem_lean;        /* 1: return free memory to the OS */
+    int prewarm;         /* 1: map and pre-fault at start-up */
+    uint32_t heap_empty_slabs;
+    uint32_t retain_superslabs;
+    uint64_t large_cache_bytes;
+};
+
+/* The always-on counters (a snapshot; cheap). */
+struct hakmem_stats {
+    uint64_t mmap, munmap, madvise, mremap; /* syscalls made */
+    uint64_t mapped_bytes;                  /* bytes mapped now */
+    uint64_t superslabs;                    /* superslabs mapped now */
+    uint64_t superslabs_released;           /* superslabs unmapped so far */
+    uint64_t large_blocks;                  /* large blocks live or cached */
+};
+
+void hakmem_get_options(struct hakmem_options *out);
+void hakmem_get_stats(struct hakmem_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,136 @@
+//! The C API of libhakmem.so under LD_PRELOAD: every exported function and its
+//! edge cases (tests/c/conformance.c), C++ new/delete (tests/c/cxx.cpp), and
+//! the `HAKMEM_*` environment (tests/c/options.c).
+
+mod common;
+
+use common::{compile, has_stats_summary, label, preloaded, run, run_ok, TempDir, PROFILES};
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+#[test]
+fn c_api_conformance() {
+    let dir = TempDir::new("conformance");
+    let exe = compile("conformance.c", dir.path());
+    for profile in PROFILES {
+        let out = run_ok(preloaded(Command::new(&exe), profile), LIMIT);
+        assert!(
+            out.contains("checks passed"),
+            "{}: unexpected output {out:?}",
+            label(profile)
+        );
+    }
+}
+
+#[test]
+fn cxx_new_delete() {
+    let dir = TempDir::new("cxx");
+    let exe = compile("cxx.cpp", dir.path());
+    for profile in PROFILES {
+        let out = run_ok(preloaded(Command::new(&exe), profile), LIMIT);
+        assert!(
+            out.contains("checks passed"),
+            "{}: unexpected output {out:?}",
+            label(profile)
+        );
+    }
+}
+
+/// Runs tests/c/options.c with `env` and parses its `key=value` lines.
+fn options_with(exe: &std::path::Path, env: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut cmd = preloaded(Command::new(exe), None);
+    cmd.envs(env.iter().copied());
+    run_ok(cmd, LIMIT)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn num(m: &HashMap<String, String>, k: &str) -> u64 {
+    m.get(k)
+        .unwrap_or_else(|| panic!("{k} missing from {m:?}"))
+        .parse()
+        .expect("a number")
+}
+
+#[test]
+fn options_come_from_the_environment() {
+    let dir = TempDir::new("options");
+    let exe = compile("options.c", dir.path());
+
+    let balanced = options_with(&exe, &[]);
+    assert_eq!(balanced["profile"], "balanced", "{balanced:?}");
+    assert_eq!(num(&balanced, "mem_lean"), 1);
+    // The counters prove the memory came from hakmem, not glibc.
+    assert!(num(&balanced, "mmap") > 0, "{balanced:?}");
+    assert!(num(&balanced, "mapped_bytes") > 0, "{balanced:?}");
+
+    let lean = options_with(&exe, &[("HAKMEM_PROFILE", "lean")]);
+    assert_eq!(lean["profile"], "lean", "{lean:?}");
+    assert_eq!(num(&lean, "mem_lean"), 1);
+    assert_eq!(num(&lean, "retain_superslabs"), 0);
+    assert_eq!(num(&lean, "large_cache_bytes"), 0);
+
+    let tuned = options_with(
+        &exe,
+        &[
+            ("HAKMEM_PROFILE", "speed-first"),
+            ("HAKMEM_PREWARM", "0"),
+            ("HAKMEM_HEAP_EMPTY_SLABS", "5"),
+            ("HAKMEM_RETAIN_SUPERSLABS", "3"),
+            ("HAKMEM_LARGE_CACHE_MB", "7"),
+        ],
+    );
+    assert_eq!(tuned["profile"], "speed-first", "{tuned:?}");
+    assert_eq!(num(&tuned, "mem_lean"), 0);
+    assert_eq!(num(&tuned, "prewarm"), 0);
+    assert_eq!(num(&tuned, "heap_empty_slabs"), 5);
+    assert_eq!(num(&tuned, "retain_superslabs"), 3);
+    assert_eq!(num(&tuned, "large_cache_bytes"), 7 << 20);
+
+    // The options take effect: after the same churn (64 MiB of small blocks,
+    // all freed) lean has handed memory back, speed-first has kept it.
+    let fast = options_with(&exe, &[("HAKMEM_PROFILE", "speed-first")]);
+    assert!(num(&lean, "superslabs_released") > 0, "{lean:?}");
+    assert!(
+        num(&lean, "mapped_bytes") * 2 < num(&fast, "mapped_bytes"),
+        "lean {lean:?}\nspeed-first {fast:?}"
+    );
+
+    let lean_off = options_with(
+        &exe,
+        &[("HAKMEM_PROFILE", "lean"), ("HAKMEM_MEM_LEAN", "0")],
+    );
+    assert_eq!(num(&lean_off, "mem_lean"), 0, "{lean_off:?}");
+}
+
+#[test]
+fn stats_at_exit_only_when_asked() {
+    let dir = TempDir::new("stats");
+    let exe = compile("options.c", dir.path());
+    for profile in PROFILES {
+        let mut cmd = preloaded(Command::new(&exe), profile);
+        cmd.env("HAKMEM_STATS", "1");
+        let out = run(cmd, LIMIT);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{}: {err}", label(profile));
+        assert!(
+            has_stats_summary(&err),
+            "{}: no stats summary on stderr: {err:?}",
+            label(profile)
+        );
+
+        let quiet = run(preloaded(Command::new(&exe), profile), LIMIT);
+        assert!(quiet.status.success());
+        assert!(
+            quiet.stderr.is_empty(),
+            "{}: stderr without HAKMEM_STATS: {:?}",
+            label(profile),
+            String::from_utf8_lossy(&quiet.stderr)
+        );
+    }
+}

@@ -1,0 +1,207 @@
+//! Integrity checks of the default build: freeing a pointer hakmem never
+//! returned, or freeing a block twice, aborts the process with one line
+//! starting `hakmem:` on stderr. Each scenario runs in a child process (this
+//! binary, re-executed for that one test); the parent asserts the child died
+//! of SIGABRT with that line. Feature `fast` compiles the checks out, and
+//! these tests with them.
+//!
+//! The ownership queries (`owns`, `usable_size`, `try_free`) must answer
+//! foreign pointers without aborting, in every build: checked in a child too,
+//! since a wrong answer may well crash.
+
+mod common;
+
+use std::hint::black_box;
+#[cfg(not(feature = "fast"))]
+use std::os::unix::process::ExitStatusExt;
+#[cfg(not(feature = "fast"))]
+use std::process::Output;
+
+use hakmem::Hakmem;
+
+#[global_allocator]
+static A: Hakmem = Hakmem;
+
+/// Panics unless the child was killed by SIGABRT after one `hakmem:` line on stderr.
+#[cfg(not(feature = "fast"))]
+fn assert_aborted(out: &Output) {
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "want death by SIGABRT: {}",
+        common::describe(out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines = stderr.lines().filter(|l| l.starts_with("hakmem:")).count();
+    assert_eq!(
+        lines,
+        1,
+        "want one line starting `hakmem:` on stderr: {}",
+        common::describe(out)
+    );
+}
+
+/// A test whose body runs only in the child, where it must abort.
+macro_rules! death_test {
+    ($(#[$doc:meta])* $name:ident, $scenario:block) => {
+        $(#[$doc])*
+        #[cfg(not(feature = "fast"))]
+        #[test]
+        fn $name() {
+            if common::is_child() {
+                $scenario
+                // Reaching here means hakmem let the bad free through: the
+                // child exits 0 and the parent's assertion reports it.
+                return;
+            }
+            assert_aborted(&common::run_child(stringify!($name), &[]));
+        }
+    };
+}
+
+/// A live block from hakmem, deliberately never freed by the scenario.
+fn live_block(size: usize) -> *mut u8 {
+    // SAFETY: 16 is a power of two.
+    let p = unsafe { hakmem::raw::alloc(size, 16) };
+    assert!(!p.is_null());
+    // SAFETY: fresh block of `size` bytes.
+    unsafe { p.write_bytes(0x5a, size) };
+    black_box(p)
+}
+
+death_test!(
+    /// A pointer 8 bytes into a live 64-byte block.
+    free_of_interior_pointer_of_tiny_block_aborts,
+    {
+        let p = live_block(64);
+        // SAFETY: none: this is the invalid free under test.
+        unsafe { hakmem::raw::free(black_box(p.add(8))) };
+    }
+);
+
+death_test!(
+    /// A pointer 16 bytes into a live 20,000-byte block.
+    free_of_interior_pointer_of_mid_block_aborts,
+    {
+        let p = live_block(20_000);
+        // SAFETY: none: this is the invalid free under test.
+        unsafe { hakmem::raw::free(black_box(p.add(16))) };
+    }
+);
+
+death_test!(
+    /// A page-aligned pointer one page into a live 1 MiB block.
+    free_of_interior_pointer_of_large_block_aborts,
+    {
+        let p = live_block(1 << 20);
+        // SAFETY: none: this is the invalid free under test.
+        unsafe { hakmem::raw::free(black_box(p.add(4096))) };
+    }
+);
+
+death_test!(
+    /// A pointer to a local variable.
+    free_of_stack_pointer_aborts,
+    {
+        let mut local = [0u8; 64];
+        let p = black_box(local.as_mut_ptr());
+        // SAFETY: none: this is the invalid free under test.
+        unsafe { hakmem::raw::free(black_box(p.add(16))) };
+    }
+);
+
+death_test!(
+    /// A block from the C library's malloc.
+    free_of_libc_malloc_pointer_aborts,
+    {
+        // SAFETY: malloc has no preconditions.
+        let p = unsafe { libc::malloc(64) }.cast::<u8>();
+        assert!(!p.is_null());
+        // SAFETY: none: this is the invalid free under test.
+        unsafe { hakmem::raw::free(black_box(p)) };
+    }
+);
+
+death_test!(
+    /// `dealloc` twice in a row through GlobalAlloc, tiny block.
+    double_dealloc_of_tiny_block_aborts,
+    {
+        use std::alloc::{GlobalAlloc, Layout};
+        let l = Layout::from_size_align(48, 8).unwrap();
+        // SAFETY: non-zero size; the second dealloc is the double free under test.
+        unsafe {
+            let p = black_box(Hakmem.alloc(l));
+            assert!(!p.is_null());
+            Hakmem.dealloc(p, l);
+            Hakmem.dealloc(black_box(p), l);
+        }
+    }
+);
+
+death_test!(
+    /// `raw::free` twice in a row, small block.
+    double_free_of_small_block_aborts,
+    {
+        let p = live_block(700);
+        // SAFETY: the second free is the double free under test.
+        unsafe {
+            hakmem::raw::free(p);
+            hakmem::raw::free(black_box(p));
+        }
+    }
+);
+
+death_test!(
+    /// `raw::free` twice in a row, 2 MiB block.
+    double_free_of_large_block_aborts,
+    {
+        let p = live_block(2 << 20);
+        // SAFETY: the second free is the double free under test.
+        unsafe {
+            hakmem::raw::free(p);
+            hakmem::raw::free(black_box(p));
+        }
+    }
+);
+
+#[test]
+fn foreign_pointers_are_not_owned_and_not_freed() {
+    if !common::is_child() {
+        common::assert_child_passed(&common::run_child(
+            "foreign_pointers_are_not_owned_and_not_freed",
+            &[],
+        ));
+        return;
+    }
+    let mut local = [0u8; 64];
+    let stack = black_box(local.as_mut_ptr());
+    // SAFETY: malloc has no preconditions.
+    let c = unsafe { libc::malloc(64) }.cast::<u8>();
+    assert!(!c.is_null());
+    let block = live_block(64);
+    let interior = black_box(block.wrapping_add(8));
+    for (what, p) in [("stack", stack), ("libc malloc", c), ("interior", interior)] {
+        assert!(!hakmem::raw::owns(p), "owns({what} pointer) is true");
+        assert_eq!(
+            hakmem::raw::usable_size(p),
+            None,
+            "usable_size({what} pointer)"
+        );
+    }
+    // try_free declines memory hakmem does not manage (an interior pointer
+    // lies in hakmem's memory: freeing it is the invalid free tested above).
+    for (what, p) in [("stack", stack), ("libc malloc", c)] {
+        // SAFETY: `p` is not in hakmem's memory, so try_free must leave it alone.
+        assert!(
+            !unsafe { hakmem::raw::try_free(p) },
+            "try_free({what} pointer)"
+        );
+    }
+    assert!(hakmem::raw::owns(block));
+    // SAFETY: `c` came from malloc and `block` from hakmem; each is still live
+    // (try_free refused them) and freed once here.
+    unsafe {
+        libc::free(c.cast());
+        assert!(hakmem::raw::try_free(block), "try_free of a live block");
+    }
+}

@@ -1,0 +1,103 @@
+//! Steady state makes no syscalls: SPEC section 4's workload, after a
+//! warm-up, runs with hakmem's syscall counters moving by at most 1e-6 per
+//! operation, under every profile (each in its own child process, selected
+//! with `HAKMEM_PROFILE`), single-threaded, with remote frees and with
+//! mid-size blocks.
+
+mod common;
+
+use std::time::Duration;
+
+use hakmem::{Hakmem, Profile};
+use hakmem_workload::{Workload, WorkloadConfig};
+
+#[global_allocator]
+static A: Hakmem = Hakmem;
+
+static H: Hakmem = Hakmem;
+
+const WARMUP: Duration = Duration::from_millis(500);
+const MEASURE: Duration = Duration::from_millis(1000);
+const MAX_SYSCALLS_PER_OP: f64 = 1e-6;
+
+/// Runs `cfg` through hakmem; the problem with its steady-state window, if any.
+fn steady_state_problem(profile: Profile, what: &str, cfg: &WorkloadConfig) -> Option<String> {
+    let w = Workload::start(cfg, &H);
+    std::thread::sleep(WARMUP);
+    let (ops0, s0) = (w.ops(), hakmem::stats());
+    std::thread::sleep(MEASURE);
+    let (ops1, s1) = (w.ops(), hakmem::stats());
+    w.stop();
+    let ops = ops1.total() - ops0.total();
+    let syscalls = s1.syscalls_total() - s0.syscalls_total();
+    let per_op = syscalls as f64 / ops as f64;
+    println!(
+        "syscalls: {} {what}: {ops} ops, {syscalls} syscalls, {per_op:.2e}/op ({s0:?} -> {s1:?})",
+        profile.name()
+    );
+    if ops <= 10_000 {
+        Some(format!("{what}: only {ops} ops in {MEASURE:?}"))
+    } else if per_op > MAX_SYSCALLS_PER_OP {
+        Some(format!(
+            "{what}: {syscalls} syscalls over {ops} ops = {per_op:.2e}/op > {MAX_SYSCALLS_PER_OP:e}"
+        ))
+    } else {
+        None
+    }
+}
+
+/// The child: the benchmark's workload shapes under `profile` (its sizes
+/// 16..=128 case uses a subset of the defaults' classes, so is left out).
+fn steady_state(profile: Profile) {
+    common::assert_profile(profile);
+    let shapes = [
+        ("1 thread, defaults", WorkloadConfig::default()),
+        (
+            "2 threads, remote_free_ratio 0.3",
+            WorkloadConfig {
+                threads: 2,
+                remote_free_ratio: 0.3,
+                ..WorkloadConfig::default()
+            },
+        ),
+        (
+            "1 thread, sizes 1024..=65536",
+            WorkloadConfig {
+                min_size: 1024,
+                max_size: 65536,
+                ..WorkloadConfig::default()
+            },
+        ),
+    ];
+    // Every shape runs, so one failure does not hide another.
+    let problems: Vec<String> = shapes
+        .iter()
+        .filter_map(|(what, cfg)| steady_state_problem(profile, what, cfg))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "{}: {}",
+        profile.name(),
+        problems.join("; ")
+    );
+}
+
+macro_rules! profile_test {
+    ($name:ident, $profile:expr) => {
+        #[test]
+        fn $name() {
+            if common::is_child() {
+                steady_state($profile);
+            } else {
+                common::run_profile_child(stringify!($name), $profile, "syscalls:");
+            }
+        }
+    };
+}
+
+profile_test!(balanced_steady_state_makes_no_syscalls, Profile::Balanced);
+profile_test!(lean_steady_state_makes_no_syscalls, Profile::Lean);
+profile_test!(
+    speed_first_steady_state_makes_no_syscalls,
+    Profile::SpeedFirst
+);

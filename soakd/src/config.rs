@@ -1,0 +1,803 @@
+//! The soakd configuration: TOML profile files, embedded defaults, flags.
+//!
+//! Precedence: flags over the file, the file over SPEC 5's defaults. Every
+//! error names the key, and for a file also the file and the line, so a typo in
+//! a 60-minute soak's profile costs seconds, not an hour.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use hakmem::{Options, Profile};
+use hakmem_workload::{SizeDistribution, WorkloadConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::epoch::Thresholds;
+
+/// The profile `soakd run` uses without `--config`: SPEC's defaults with short
+/// epochs, so a first run shows results within minutes.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/default.toml");
+
+/// Longest accepted epoch, sample or warm-up: 30 days.
+const MAX_SECS: u64 = 30 * 24 * 3600;
+
+/// Which allocator the workload calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// hakmem, directly (soakd's global allocator too).
+    Hakmem,
+    /// The C library's malloc, or whatever `LD_PRELOAD` puts in its place.
+    Libc,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Hakmem => "hakmem",
+            Backend::Libc => "libc",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Backend> {
+        [Backend::Hakmem, Backend::Libc]
+            .into_iter()
+            .find(|b| b.name() == s)
+    }
+}
+
+/// Epoch timing, in whole seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpochTiming {
+    pub length_secs: u64,
+    pub sample_secs: u64,
+    pub warmup_secs: u64,
+}
+
+/// The effective configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The profile's name: the `profile` label on every metric.
+    pub name: String,
+    pub allocator: Options,
+    pub backend: Backend,
+    pub workload: WorkloadConfig,
+    pub epoch: EpochTiming,
+    pub thresholds: Thresholds,
+    pub listen: SocketAddr,
+    pub out_dir: PathBuf,
+}
+
+impl Default for Config {
+    /// SPEC 5's defaults.
+    fn default() -> Self {
+        Config {
+            name: "default".into(),
+            allocator: Options::for_profile(Profile::Balanced),
+            backend: Backend::Hakmem,
+            workload: WorkloadConfig::default(),
+            epoch: EpochTiming {
+                length_secs: 3600,
+                sample_secs: 10,
+                warmup_secs: 60,
+            },
+            thresholds: Thresholds::default(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            out_dir: PathBuf::from("soak-results"),
+        }
+    }
+}
+
+/// Values given on the command line, which win over the file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub epoch_secs: Option<u64>,
+    pub out: Option<PathBuf>,
+}
+
+/// Where a bad value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A file (or the embedded defaults), at a 1-based line when known.
+    File { name: String, line: Option<usize> },
+    /// A command-line flag.
+    Flag(&'static str),
+}
+
+/// A configuration error: where, which key, what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub origin: Origin,
+    /// Dotted key path, e.g. `workload.threads`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Origin::File {
+                name,
+                line: Some(l),
+            } => write!(f, "{name}: line {l}: key `{}`: {}", self.key, self.message),
+            Origin::File { name, line: None } => {
+                write!(f, "{name}: key `{}`: {}", self.key, self.message)
+            }
+            Origin::Flag(flag) => write!(f, "{flag} (key `{}`): {}", self.key, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// The file's shape. Every field optional; unknown keys are errors.
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    name: Option<String>,
+    allocator: Option<RawAllocator>,
+    workload: Option<RawWorkload>,
+    epoch: Option<RawEpoch>,
+    thresholds: Option<RawThresholds>,
+    server: Option<RawServer>,
+    output: Option<RawOutput>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAllocator {
+    profile: Option<String>,
+    mem_lean: Option<bool>,
+    prewarm: Option<bool>,
+    heap_empty_slabs: Option<u32>,
+    retain_superslabs: Option<u32>,
+    large_cache_mb: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWorkload {
+    backend: Option<String>,
+    threads: Option<usize>,
+    working_set: Option<usize>,
+    min_size: Option<usize>,
+    max_size: Option<usize>,
+    size_distribution: Option<String>,
+    remote_free_ratio: Option<f64>,
+    seed: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEpoch {
+    length_secs: Option<u64>,
+    sample_secs: Option<u64>,
+    warmup_secs: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawThresholds {
+    max_cv: Option<f64>,
+    max_rss_drift: Option<f64>,
+    max_syscalls_per_op: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawOutput {
+    dir: Option<String>,
+}
+
+/// A parsed source, able to say on which line a key sits.
+struct Source<'a> {
+    name: &'a str,
+    text: &'a str,
+    table: Option<toml::de::DeTable<'a>>,
+}
+
+impl Source<'_> {
+    fn line_of_offset(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())]
+            .bytes()
+            .filter(|&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    /// The line of a dotted key, if present.
+    fn line_of_key(&self, key: &str) -> Option<usize> {
+        let mut table = self.table.as_ref()?;
+        let mut parts = key.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let (k, v) = table.iter().find(|(k, _)| k.get_ref().as_ref() == part)?;
+            if parts.peek().is_none() {
+                return Some(self.line_of_offset(k.span().start));
+            }
+            table = v.get_ref().as_table()?;
+        }
+        None
+    }
+
+    fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            origin: Origin::File {
+                name: self.name.to_string(),
+                line: self.line_of_key(key),
+            },
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads and validates a profile file.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        origin: Origin::File {
+            name: name.clone(),
+            line: None,
+        },
+        key: "(file)".into(),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(&name, &text)
+}
+
+/// Parses and validates TOML text named `name` (for messages) over SPEC's defaults.
+pub fn parse(name: &str, text: &str) -> Result<Config, ConfigError> {
+    let mut src = Source {
+        name,
+        text,
+        table: None,
+    };
+    src.table = Some(
+        toml::de::DeTable::parse(text)
+            .map_err(|e| syntax_error(&src, &e))?
+            .into_inner(),
+    );
+    let de = toml::Deserializer::parse(text).map_err(|e| syntax_error(&src, &e))?;
+    let raw: RawFile = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut key = e.path().to_string();
+        let inner = e.into_inner();
+        // An unknown key's path stops at its table; the key itself is in the message.
+        if let Some(unknown) = inner
+            .message()
+            .strip_prefix("unknown field `")
+            .and_then(|m| m.split('`').next())
+        {
+            if !key.ends_with(unknown) {
+                key = if key == "." || key.is_empty() {
+                    unknown.to_string()
+                } else {
+                    format!("{key}.{unknown}")
+                };
+            }
+        }
+        let line = inner
+            .span()
+            .map(|s| src.line_of_offset(s.start))
+            .or_else(|| src.line_of_key(&key));
+        ConfigError {
+            origin: Origin::File {
+                name: name.to_string(),
+                line,
+            },
+            key,
+            message: inner.message().to_string(),
+        }
+    })?;
+    resolve(&src, raw)
+}
+
+fn syntax_error(src: &Source<'_>, e: &toml::de::Error) -> ConfigError {
+    ConfigError {
+        origin: Origin::File {
+            name: src.name.to_string(),
+            line: e.span().map(|s| src.line_of_offset(s.start)),
+        },
+        key: "(syntax)".into(),
+        message: format!("invalid TOML: {}", e.message()),
+    }
+}
+
+/// Applies the file's values over the defaults and checks each one's range.
+fn resolve(src: &Source<'_>, raw: RawFile) -> Result<Config, ConfigError> {
+    let mut c = Config::default();
+    if let Some(n) = raw.name {
+        if n.is_empty() || n.len() > 64 || !n.chars().all(|ch| ch.is_ascii_graphic()) {
+            return Err(src.error(
+                "name",
+                "must be 1 to 64 printable ASCII characters without spaces",
+            ));
+        }
+        c.name = n;
+    }
+
+    let a = raw.allocator.unwrap_or_default();
+    if let Some(p) = a.profile {
+        let profile = Profile::parse(&p).ok_or_else(|| {
+            src.error(
+                "allocator.profile",
+                format!("unknown profile {p:?}, expected speed-first, balanced or lean"),
+            )
+        })?;
+        c.allocator = Options::for_profile(profile);
+    }
+    let o = &mut c.allocator;
+    o.mem_lean = a.mem_lean.unwrap_or(o.mem_lean);
+    o.prewarm = a.prewarm.unwrap_or(o.prewarm);
+    o.heap_empty_slabs = a.heap_empty_slabs.unwrap_or(o.heap_empty_slabs);
+    o.retain_superslabs = a.retain_superslabs.unwrap_or(o.retain_superslabs);
+    if let Some(mb) = a.large_cache_mb {
+        o.large_cache_bytes = mb
+            .checked_mul(1 << 20)
+            .filter(|_| mb <= 1 << 20)
+            .ok_or_else(|| {
+                src.error(
+                    "allocator.large_cache_mb",
+                    "must be at most 1048576 (1 TiB)",
+                )
+            })?;
+    }
+
+    let w = raw.workload.unwrap_or_default();
+    if let Some(b) = w.backend {
+        c.backend = Backend::parse(&b).ok_or_else(|| {
+            src.error(
+                "workload.backend",
+                format!("unknown backend {b:?}, expected \"hakmem\" or \"libc\""),
+            )
+        })?;
+    }
+    let wc = &mut c.workload;
+    wc.threads = w.threads.unwrap_or(wc.threads);
+    wc.working_set = w.working_set.unwrap_or(wc.working_set);
+    wc.min_size = w.min_size.unwrap_or(wc.min_size);
+    wc.max_size = w.max_size.unwrap_or(wc.max_size);
+    wc.remote_free_ratio = w.remote_free_ratio.unwrap_or(wc.remote_free_ratio);
+    wc.seed = w.seed.unwrap_or(wc.seed);
+    if let Some(d) = w.size_distribution {
+        wc.size_distribution = SizeDistribution::parse(&d).ok_or_else(|| {
+            src.error(
+                "workload.size_distribution",
+                format!("unknown distribution {d:?}, expected \"uniform\" or \"log-uniform\""),
+            )
+        })?;
+    }
+    c.workload
+        .validate()
+        .map_err(|e| src.error(&format!("workload.{}", e.field), e.message))?;
+
+    let e = raw.epoch.unwrap_or_default();
+    c.epoch.length_secs = e.length_secs.unwrap_or(c.epoch.length_secs);
+    c.epoch.sample_secs = e.sample_secs.unwrap_or(c.epoch.sample_secs);
+    c.epoch.warmup_secs = e.warmup_secs.unwrap_or(c.epoch.warmup_secs);
+    check_epoch(&c.epoch).map_err(|(key, m)| src.error(key, m))?;
+
+    let t = raw.thresholds.unwrap_or_default();
+    let th = &mut c.thresholds;
+    th.max_cv = t.max_cv.unwrap_or(th.max_cv);
+    th.max_rss_drift = t.max_rss_drift.unwrap_or(th.max_rss_drift);
+    th.max_syscalls_per_op = t.max_syscalls_per_op.unwrap_or(th.max_syscalls_per_op);
+    for (key, v, max) in [
+        ("thresholds.max_cv", th.max_cv, 1.0),
+        ("thresholds.max_rss_drift", th.max_rss_drift, 1.0),
+        (
+            "thresholds.max_syscalls_per_op",
+            th.max_syscalls_per_op,
+            f64::MAX,
+        ),
+    ] {
+        if !(0.0..=max).contains(&v) {
+            let range = if max == 1.0 { "[0, 1]" } else { "[0, inf)" };
+            return Err(src.error(key, format!("must be in {range}, got {v}")));
+        }
+    }
+
+    if let Some(l) = raw.server.unwrap_or_default().listen {
+        c.listen = parse_listen(&l).map_err(|m| src.error("server.listen", m))?;
+    }
+    if let Some(d) = raw.output.unwrap_or_default().dir {
+        if d.is_empty() {
+            return Err(src.error("output.dir", "must not be empty"));
+        }
+        c.out_dir = PathBuf::from(d);
+    }
+    Ok(c)
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not an IP:PORT address (e.g. \"127.0.0.1:9464\")"))
+}
+
+/// Checks epoch timing; on error, the key to blame and why.
+fn check_epoch(e: &EpochTiming) -> Result<(), (&'static str, String)> {
+    for (key, v, min) in [
+        ("epoch.length_secs", e.length_secs, 1),
+        ("epoch.sample_secs", e.sample_secs, 1),
+        ("epoch.warmup_secs", e.warmup_secs, 0),
+    ] {
+        if !(min..=MAX_SECS).contains(&v) {
+            return Err((key, format!("must be in {min}..={MAX_SECS}, got {v}")));
+        }
+    }
+    if e.sample_secs > e.length_secs {
+        return Err((
+            "epoch.sample_secs",
+            format!(
+                "must not exceed epoch.length_secs ({}), got {}",
+                e.length_secs, e.sample_secs
+            ),
+        ));
+    }
+    if e.warmup_secs >= e.length_secs {
+        return Err((
+            "epoch.warmup_secs",
+            format!(
+                "must be less than epoch.length_secs ({}) so that some samples count, got {}",
+                e.length_secs, e.warmup_secs
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Applies command-line overrides and re-checks what they touch.
+    pub fn apply(mut self, o: &Overrides) -> Result<Config, ConfigError> {
+        let flag_error = |flag, key: &str, message: String| ConfigError {
+            origin: Origin::Flag(flag),
+            key: key.to_string(),
+            message,
+        };
+        if let Some(l) = &o.listen {
+            self.listen =
+                parse_listen(l).map_err(|m| flag_error("--listen", "server.listen", m))?;
+        }
+        if let Some(s) = o.epoch_secs {
+            self.epoch.length_secs = s;
+            check_epoch(&self.epoch).map_err(|(key, m)| flag_error("--epoch-secs", key, m))?;
+        }
+        if let Some(d) = &o.out {
+            if d.as_os_str().is_empty() {
+                return Err(flag_error(
+                    "--out",
+                    "output.dir",
+                    "must not be empty".into(),
+                ));
+            }
+            self.out_dir = d.clone();
+        }
+        Ok(self)
+    }
+
+    /// The effective configuration as a complete profile file (it parses back
+    /// to the same configuration).
+    pub fn to_toml(&self) -> String {
+        #[derive(Serialize)]
+        struct File<'a> {
+            name: &'a str,
+            allocator: Alloc,
+            workload: Work,
+            epoch: Ep,
+            thresholds: Thresholds,
+            server: Srv,
+            output: Out,
+        }
+        #[derive(Serialize)]
+        struct Alloc {
+            profile: &'static str,
+            mem_lean: bool,
+            prewarm: bool,
+            heap_empty_slabs: u32,
+            retain_superslabs: u32,
+            large_cache_mb: u64,
+        }
+        #[derive(Serialize)]
+        struct Work {
+            backend: &'static str,
+            threads: usize,
+            working_set: usize,
+            min_size: usize,
+            max_size: usize,
+            size_distribution: &'static str,
+            remote_free_ratio: f64,
+            seed: u64,
+        }
+        #[derive(Serialize)]
+        struct Ep {
+            length_secs: u64,
+            sample_secs: u64,
+            warmup_secs: u64,
+        }
+        #[derive(Serialize)]
+        struct Srv {
+            listen: String,
+        }
+        #[derive(Serialize)]
+        struct Out {
+            dir: String,
+        }
+        let (a, w, e) = (&self.allocator, &self.workload, &self.epoch);
+        let file = File {
+            name: &self.name,
+            allocator: Alloc {
+                profile: a.profile.name(),
+                mem_lean: a.mem_lean,
+                prewarm: a.prewarm,
+                heap_empty_slabs: a.heap_empty_slabs,
+                retain_superslabs: a.retain_superslabs,
+                large_cache_mb: a.large_cache_bytes >> 20,
+            },
+            workload: Work {
+                backend: self.backend.name(),
+                threads: w.threads,
+                working_set: w.working_set,
+                min_size: w.min_size,
+                max_size: w.max_size,
+                size_distribution: w.size_distribution.name(),
+                remote_free_ratio: w.remote_free_ratio,
+                seed: w.seed,
+            },
+            epoch: Ep {
+                length_secs: e.length_secs,
+                sample_secs: e.sample_secs,
+                warmup_secs: e.warmup_secs,
+            },
+            thresholds: self.thresholds,
+            server: Srv {
+                listen: self.listen.to_string(),
+            },
+            output: Out {
+                dir: self.out_dir.display().to_string(),
+            },
+        };
+        toml::to_string(&file).expect("plain data serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> ConfigError {
+        parse("t.toml", text).unwrap_err()
+    }
+
+    fn line(e: &ConfigError) -> Option<usize> {
+        match e.origin {
+            Origin::File { line, .. } => line,
+            Origin::Flag(_) => None,
+        }
+    }
+
+    #[test]
+    fn empty_file_is_spec_defaults() {
+        let c = parse("t.toml", "").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.epoch.length_secs, 3600);
+        assert_eq!(c.thresholds.max_syscalls_per_op, 1e-4);
+    }
+
+    #[test]
+    fn every_section_is_read() {
+        let c = parse(
+            "t.toml",
+            r#"
+name = "x"
+[allocator]
+profile = "lean"
+prewarm = true
+large_cache_mb = 8
+[workload]
+backend = "libc"
+threads = 3
+working_set = 10
+min_size = 8
+max_size = 64
+size_distribution = "log-uniform"
+remote_free_ratio = 0.25
+seed = 7
+[epoch]
+length_secs = 20
+sample_secs = 2
+warmup_secs = 4
+[thresholds]
+max_cv = 0.1
+max_rss_drift = 0.2
+max_syscalls_per_op = 0.001
+[server]
+listen = "127.0.0.1:0"
+[output]
+dir = "out"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.name, "x");
+        assert_eq!(c.allocator.profile, Profile::Lean);
+        assert!(c.allocator.prewarm, "a key overrides its profile's value");
+        assert_eq!(c.allocator.retain_superslabs, 0, "from the lean profile");
+        assert_eq!(c.allocator.large_cache_bytes, 8 << 20);
+        assert_eq!(c.backend, Backend::Libc);
+        assert_eq!(
+            c.workload,
+            WorkloadConfig {
+                threads: 3,
+                working_set: 10,
+                min_size: 8,
+                max_size: 64,
+                size_distribution: SizeDistribution::LogUniform,
+                remote_free_ratio: 0.25,
+                seed: 7
+            }
+        );
+        assert_eq!(
+            c.epoch,
+            EpochTiming {
+                length_secs: 20,
+                sample_secs: 2,
+                warmup_secs: 4
+            }
+        );
+        assert_eq!(c.thresholds.max_cv, 0.1);
+        assert_eq!(c.listen.port(), 0);
+        assert_eq!(c.out_dir, Path::new("out"));
+        // The printed effective configuration parses back to itself.
+        assert_eq!(parse("again", &c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let e = err("name = \"a\"\n[workload]\nthreads = 2\nthread = 3\n");
+        assert_eq!((e.key.as_str(), line(&e)), ("workload.thread", Some(4)));
+        assert!(e.message.contains("unknown field"), "{e}");
+        let e = err("\n\nbogus = 1\n");
+        assert_eq!((e.key.as_str(), line(&e)), ("bogus", Some(3)));
+        let e = err("[nope]\nx = 1\n");
+        assert_eq!((e.key.as_str(), line(&e)), ("nope", Some(1)));
+        let shown = e.to_string();
+        assert!(shown.contains("t.toml") && shown.contains("line 1") && shown.contains("`nope`"));
+    }
+
+    #[test]
+    fn wrong_types_are_named_with_their_line() {
+        let e = err("[workload]\n\nthreads = \"four\"\n");
+        assert_eq!((e.key.as_str(), line(&e)), ("workload.threads", Some(3)));
+        let e = err("[epoch]\nlength_secs = -5\n");
+        assert_eq!((e.key.as_str(), line(&e)), ("epoch.length_secs", Some(2)));
+        let e = err("[allocator]\nmem_lean = 1\n");
+        assert_eq!((e.key.as_str(), line(&e)), ("allocator.mem_lean", Some(2)));
+        let e = err("workload = 3\n");
+        assert_eq!((e.key.as_str(), line(&e)), ("workload", Some(1)));
+    }
+
+    #[test]
+    fn out_of_range_values_are_named_with_their_line() {
+        let cases = [
+            ("[workload]\nthreads = 0\n", "workload.threads", 2),
+            (
+                "[workload]\nmin_size = 100\nmax_size = 50\n",
+                "workload.min_size",
+                2,
+            ),
+            (
+                "[workload]\n\nremote_free_ratio = 1.5\n",
+                "workload.remote_free_ratio",
+                3,
+            ),
+            (
+                "[workload]\nremote_free_ratio = -0.5\n",
+                "workload.remote_free_ratio",
+                2,
+            ),
+            (
+                "[workload]\nbackend = \"jemalloc\"\n",
+                "workload.backend",
+                2,
+            ),
+            (
+                "[workload]\nsize_distribution = \"zipf\"\n",
+                "workload.size_distribution",
+                2,
+            ),
+            ("[allocator]\nprofile = \"fast\"\n", "allocator.profile", 2),
+            ("[epoch]\nlength_secs = 0\n", "epoch.length_secs", 2),
+            (
+                "[epoch]\nlength_secs = 10\nsample_secs = 20\n",
+                "epoch.sample_secs",
+                3,
+            ),
+            (
+                "[epoch]\nlength_secs = 10\nwarmup_secs = 10\n",
+                "epoch.warmup_secs",
+                3,
+            ),
+            ("[thresholds]\nmax_cv = 2.0\n", "thresholds.max_cv", 2),
+            (
+                "[thresholds]\nmax_rss_drift = -0.1\n",
+                "thresholds.max_rss_drift",
+                2,
+            ),
+            (
+                "[thresholds]\nmax_syscalls_per_op = nan\n",
+                "thresholds.max_syscalls_per_op",
+                2,
+            ),
+            ("[server]\nlisten = \"localhost\"\n", "server.listen", 2),
+            ("[output]\ndir = \"\"\n", "output.dir", 2),
+            ("name = \"two words\"\n", "name", 1),
+        ];
+        for (text, key, l) in cases {
+            let e = err(text);
+            assert_eq!((e.key.as_str(), line(&e)), (key, Some(l)), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_line() {
+        let e = err("[workload]\nthreads = = 2\n");
+        assert_eq!(line(&e), Some(2), "{e}");
+    }
+
+    #[test]
+    fn flags_override_the_file_and_are_checked() {
+        let c = parse(
+            "t.toml",
+            "[epoch]\nlength_secs = 100\nsample_secs = 1\nwarmup_secs = 10\n",
+        )
+        .unwrap();
+        let o = Overrides {
+            listen: Some("127.0.0.1:1234".into()),
+            epoch_secs: Some(30),
+            out: Some("elsewhere".into()),
+        };
+        let c = c.apply(&o).unwrap();
+        assert_eq!(c.listen.port(), 1234);
+        assert_eq!(c.epoch.length_secs, 30);
+        assert_eq!(c.out_dir, Path::new("elsewhere"));
+
+        let e = c
+            .clone()
+            .apply(&Overrides {
+                epoch_secs: Some(5),
+                ..Overrides::default()
+            })
+            .unwrap_err();
+        assert_eq!(e.origin, Origin::Flag("--epoch-secs"));
+        assert_eq!(e.key, "epoch.warmup_secs");
+        assert!(e.to_string().starts_with("--epoch-secs"), "{e}");
+        let e = c
+            .apply(&Overrides {
+                listen: Some("nowhere".into()),
+                ..Overrides::default()
+            })
+            .unwrap_err();
+        assert_eq!(e.origin, Origin::Flag("--listen"));
+    }
+
+    #[test]
+    fn shipped_profiles_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        for name in ["default", "speed-first", "balanced", "balanced-1m", "lean", "ci"] {
+            let c = load_file(&dir.join(format!("{name}.toml"))).unwrap();
+            assert_eq!(c.name, name);
+        }
+        let c = parse("embedded", EMBEDDED_DEFAULT).unwrap();
+        assert!(
+            c.epoch.length_secs <= 120,
+            "the embedded defaults use short epochs"
+        );
+        let e = load_file(&dir.join("missing.toml")).unwrap_err();
+        assert!(e.to_string().contains("cannot read"), "{e}");
+    }
+}

@@ -1,0 +1,255 @@
+//! Static checks of the Grafana dashboard and its provisioning files: what a
+//! reviewer would otherwise check by eye on every change.
+
+#[global_allocator]
+static A: hakmem::Hakmem = hakmem::Hakmem;
+
+use std::collections::BTreeSet;
+
+use hakmem_e2e::{
+    annotation_queries, dashboard, label_values_vars, panel_queries, panels, promql_metric_names,
+    ranges, read_repo_file,
+};
+use serde_json::{json, Value};
+
+fn ds_var() -> Value {
+    json!({"type": "prometheus", "uid": "${datasource}"})
+}
+
+#[test]
+fn datasource_is_a_variable_everywhere() {
+    let d = dashboard();
+    let vars = d["templating"]["list"].as_array().expect("templating.list");
+    let ds = vars
+        .iter()
+        .find(|v| v["name"] == "datasource")
+        .expect("a `datasource` variable");
+    assert_eq!(ds["type"], "datasource");
+    assert_eq!(ds["query"], "prometheus");
+
+    for p in panels(&d) {
+        assert_eq!(p["datasource"], ds_var(), "panel {} datasource", p["title"]);
+        let targets = p["targets"].as_array().expect("panel targets");
+        assert!(!targets.is_empty(), "panel {} has no query", p["title"]);
+        for t in targets {
+            assert_eq!(
+                t["datasource"],
+                ds_var(),
+                "panel {} target {}",
+                p["title"],
+                t["refId"]
+            );
+        }
+    }
+    for v in vars.iter().filter(|v| v["type"] == "query") {
+        assert_eq!(v["datasource"], ds_var(), "variable {}", v["name"]);
+    }
+    for a in d["annotations"]["list"].as_array().into_iter().flatten() {
+        assert_eq!(a["datasource"], ds_var(), "annotation {}", a["name"]);
+    }
+    // Nothing anywhere names a concrete datasource: the only uids are the
+    // dashboard's own and the variable.
+    let mut uids = BTreeSet::new();
+    collect_uids(&d, &mut uids);
+    uids.remove("${datasource}");
+    assert_eq!(
+        uids,
+        BTreeSet::from([d["uid"].as_str().unwrap().to_string()])
+    );
+}
+
+fn collect_uids(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k == "uid" {
+                    out.insert(x.as_str().expect("uid is a string").to_string());
+                }
+                collect_uids(x, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_uids(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_panel_has_a_unit_and_a_description() {
+    let d = dashboard();
+    for p in panels(&d) {
+        let unit = p["fieldConfig"]["defaults"]["unit"].as_str().unwrap_or("");
+        assert!(!unit.is_empty(), "panel {} has no unit", p["title"]);
+        let desc = p["description"].as_str().unwrap_or("");
+        assert!(
+            desc.len() >= 20,
+            "panel {} has no real description",
+            p["title"]
+        );
+    }
+}
+
+#[test]
+fn range_selectors_use_rate_interval() {
+    let d = dashboard();
+    for q in panel_queries(&d).into_iter().chain(annotation_queries(&d)) {
+        for r in ranges(&q.expr) {
+            assert_eq!(
+                r, "$__rate_interval",
+                "{}: range [{r}] in {}",
+                q.place, q.expr
+            );
+        }
+        for f in ["rate(", "irate(", "increase(", "changes("] {
+            if q.expr.contains(f) {
+                assert!(
+                    q.expr.contains("[$__rate_interval]"),
+                    "{}: {f} without a range",
+                    q.place
+                );
+            }
+        }
+    }
+}
+
+/// With many soakd instances on one Prometheus, a selector that ignores the
+/// variables mixes them up: every selector filters on both.
+#[test]
+fn every_selector_filters_on_instance_and_profile() {
+    let d = dashboard();
+    for q in panel_queries(&d).into_iter().chain(annotation_queries(&d)) {
+        let selectors = q.expr.matches('{').count();
+        assert!(
+            selectors > 0,
+            "{}: no label matchers in {}",
+            q.place,
+            q.expr
+        );
+        assert_eq!(
+            q.expr.matches(r#"instance=~"$instance""#).count(),
+            selectors,
+            "{}",
+            q.place
+        );
+        assert_eq!(
+            q.expr.matches(r#"profile=~"$profile""#).count(),
+            selectors,
+            "{}",
+            q.place
+        );
+    }
+    let vars = label_values_vars(&d);
+    let names: Vec<_> = vars.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["instance", "profile"]);
+    for v in &vars {
+        assert_eq!(
+            v.label, v.name,
+            "variable {} reads label {}",
+            v.name, v.label
+        );
+    }
+}
+
+/// The panels the issue asks for, by the metrics they show.
+#[test]
+fn panels_cover_what_operators_need() {
+    let d = dashboard();
+    let shown: BTreeSet<String> = panel_queries(&d)
+        .iter()
+        .flat_map(|q| promql_metric_names(&q.expr))
+        .collect();
+    for m in [
+        "soakd_ops_total",
+        "soakd_throughput_ops_per_second",
+        "soakd_epoch_throughput_cv_ratio",
+        "soakd_current_epoch_throughput_cv_ratio",
+        "soakd_rss_bytes",
+        "soakd_epoch_rss_drift_ratio",
+        "soakd_current_epoch_rss_drift_ratio",
+        "hakmem_syscalls_total",
+        "soakd_epoch_syscalls_per_op",
+        "soakd_epoch_pass",
+        "hakmem_mapped_bytes",
+        "hakmem_superslabs",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+    ] {
+        assert!(shown.contains(m), "no panel shows {m}");
+    }
+    let qs = panel_queries(&d);
+    assert!(
+        qs.iter().any(|q| q.expr.contains("rate(soakd_ops_total{")),
+        "throughput as a rate"
+    );
+    let cv = panels(&d)
+        .into_iter()
+        .find(|p| p["title"].as_str().unwrap_or("").contains("CV"))
+        .expect("a CV panel");
+    let steps = &cv["fieldConfig"]["defaults"]["thresholds"]["steps"];
+    assert!(
+        steps.as_array().unwrap().iter().any(|s| s["value"] == 0.05),
+        "the CV panel shows the max_cv threshold 0.05"
+    );
+    let table = panels(&d)
+        .into_iter()
+        .find(|p| p["type"] == "table")
+        .expect("an epoch verdict table");
+    assert!(table["targets"][0]["expr"]
+        .as_str()
+        .unwrap()
+        .starts_with("soakd_epoch_pass{"));
+}
+
+#[test]
+fn panels_have_unique_ids_and_do_not_overlap() {
+    let d = dashboard();
+    let ps = panels(&d);
+    let ids: BTreeSet<_> = ps
+        .iter()
+        .map(|p| p["id"].as_u64().expect("panel id"))
+        .collect();
+    assert_eq!(ids.len(), ps.len(), "panel ids are unique");
+    let rect = |p: &Value| {
+        let g = &p["gridPos"];
+        let n = |k: &str| {
+            g[k].as_u64()
+                .unwrap_or_else(|| panic!("panel {} gridPos.{k}", p["title"]))
+        };
+        (n("x"), n("y"), n("w"), n("h"))
+    };
+    for (i, a) in ps.iter().enumerate() {
+        let (ax, ay, aw, ah) = rect(a);
+        assert!(ax + aw <= 24, "panel {} is wider than the grid", a["title"]);
+        for b in &ps[i + 1..] {
+            let (bx, by, bw, bh) = rect(b);
+            let apart = ax + aw <= bx || bx + bw <= ax || ay + ah <= by || by + bh <= ay;
+            assert!(apart, "panels {} and {} overlap", a["title"], b["title"]);
+        }
+    }
+}
+
+#[test]
+fn provisioning_matches_the_prometheus_config() {
+    let ds: serde_yaml::Value = serde_yaml::from_str(&read_repo_file(
+        "dashboards/grafana/provisioning/datasources/prometheus.yml",
+    ))
+    .expect("datasource provisioning is YAML");
+    let source = &ds["datasources"][0];
+    assert_eq!(source["type"], "prometheus");
+    let prom: serde_yaml::Value =
+        serde_yaml::from_str(&read_repo_file("dashboards/prometheus/prometheus.yml")).unwrap();
+    // $__rate_interval is derived from the datasource's scrape interval.
+    assert_eq!(
+        source["jsonData"]["timeInterval"], prom["global"]["scrape_interval"],
+        "Grafana's timeInterval must equal Prometheus's scrape_interval"
+    );
+
+    let dp: serde_yaml::Value = serde_yaml::from_str(&read_repo_file(
+        "dashboards/grafana/provisioning/dashboards/soakd.yml",
+    ))
+    .expect("dashboard provisioning is YAML");
+    let provider = &dp["providers"][0];
+    assert_eq!(provider["type"], "file");
+    assert!(provider["options"]["path"]
+        .as_str()
+        .is_some_and(|p| !p.is_empty()));
+}
