@@ -19,6 +19,7 @@
 
 use crate::lock::SpinLock;
 use crate::remote::{Block, Inbox};
+use crate::segmap::Chunk;
 use crate::size_class::{CLASS_SIZE, NUM_CLASSES};
 use crate::superslab::{self, state, Kind, Slab, EMPTY_SLAB};
 use crate::{check, init, os, release, tls};
@@ -95,10 +96,10 @@ pub(crate) unsafe fn alloc_zeroed(class: usize, size: usize) -> *mut u8 {
     alloc_slow(class, true)
 }
 
-/// Frees a block of a superslab (fast path). The chunk map said `p` is in one.
+/// Frees a block of a superslab (fast path); `chunk` is its chunk map entry.
 #[inline(always)]
-pub(crate) unsafe fn free(p: *mut u8) {
-    let s = superslab::slab_of(p);
+pub(crate) unsafe fn free(p: *mut u8, chunk: Chunk) {
+    let s = superslab::slab_at(p, chunk);
     if check::CHECKS {
         // Also rejects pointers into the header slab, which is always FREE.
         (*s).check_block(p);
@@ -117,14 +118,16 @@ pub(crate) unsafe fn free(p: *mut u8) {
 
 #[inline(always)]
 unsafe fn free_local(heap: *mut Heap, s: *mut Slab, b: *mut Block) {
-    if check::CHECKS && ((*s).free == b || (*s).used == 0) {
+    let head = (*s).free;
+    if check::CHECKS && (head == b || (*s).used == 0) {
         check::fatal("free(): double free", b.cast());
     }
-    (*b).next = (*s).free;
+    (*b).next = head;
     (*s).free = b;
     (*s).used -= 1;
     observe!(heap, free_local);
-    if (*s).used == 0 || (*s).state == state::FULL {
+    // A FULL slab had an empty free list, so one test covers both cases.
+    if (*s).used == 0 || head.is_null() {
         free_slow(&mut *heap, s);
     }
 }

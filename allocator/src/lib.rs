@@ -142,8 +142,17 @@ pub mod raw {
     /// `p` must be null or a live block from this allocator.
     #[inline(always)]
     pub unsafe fn free(p: *mut u8) {
-        match segmap::lookup(p) {
-            Chunk::SuperSlab => heap::free(p),
+        let kind = segmap::lookup(p);
+        if kind.is_superslab() {
+            heap::free(p, kind)
+        } else {
+            free_other(p, kind)
+        }
+    }
+
+    #[cold]
+    unsafe fn free_other(p: *mut u8, kind: Chunk) {
+        match kind {
             Chunk::Foreign if p.is_null() => {}
             Chunk::Foreign => check::fatal("free(): invalid pointer (not from hakmem)", p),
             k => large::free(p, k),
@@ -174,7 +183,7 @@ pub mod raw {
         }
         let kind = segmap::lookup(p);
         let old = match kind {
-            Chunk::SuperSlab => {
+            k if k.is_superslab() => {
                 let bs = superslab::block_size(p);
                 // Keep the block while the new size still fits and wastes at
                 // most half of it.
@@ -207,7 +216,7 @@ pub mod raw {
             return None;
         }
         Some(match segmap::lookup(p) {
-            Chunk::SuperSlab => superslab::block_size(p),
+            k if k.is_superslab() => superslab::block_size(p),
             // SAFETY: `owns` validated p as a live large block.
             k => unsafe { large::usable_size(p, k) },
         })
@@ -217,7 +226,7 @@ pub mod raw {
     pub fn owns(p: *const u8) -> bool {
         match segmap::lookup(p) {
             Chunk::Foreign => false,
-            Chunk::SuperSlab => superslab::owns_block(p),
+            k if k.is_superslab() => superslab::owns_block(p),
             k => large::owns(p, k),
         }
     }

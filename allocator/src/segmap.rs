@@ -16,19 +16,35 @@ pub(crate) const CHUNK: usize = 1 << CHUNK_SHIFT;
 const ADDRESS_BITS: usize = 47;
 const ENTRIES: usize = 1 << (ADDRESS_BITS - CHUNK_SHIFT);
 
-/// What a chunk holds.
+/// What a chunk holds. A superslab's entry is its slab shift, so `free` finds
+/// the slab from this one byte and the pointer, without reading the header.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
 pub(crate) enum Chunk {
     /// Not hakmem's.
     Foreign = 0,
-    /// A superslab; its header is at the chunk base.
-    SuperSlab = 1,
     /// A large block whose header is at the chunk base.
     Large = 2,
     /// A large block with alignment >= 2 MiB: the user pointer is the chunk base
     /// and its header sits in the page before it.
     LargeAligned = 3,
+    /// A superslab of 64 KiB slabs; its header is at the chunk base.
+    SmallSlabs = 16,
+    /// A superslab of 512 KiB slabs; its header is at the chunk base.
+    MediumSlabs = 19,
+}
+
+impl Chunk {
+    #[inline(always)]
+    pub(crate) fn is_superslab(self) -> bool {
+        self as u8 >= Chunk::SmallSlabs as u8
+    }
+
+    /// log2 of the slab size (superslabs only).
+    #[inline(always)]
+    pub(crate) fn slab_shift(self) -> u32 {
+        self as u32
+    }
 }
 
 static MAP: [AtomicU8; ENTRIES] = [const { AtomicU8::new(0) }; ENTRIES];
@@ -39,12 +55,8 @@ pub(crate) fn lookup(p: *const u8) -> Chunk {
     if i >= ENTRIES {
         return Chunk::Foreign;
     }
-    match MAP[i].load(Relaxed) {
-        1 => Chunk::SuperSlab,
-        2 => Chunk::Large,
-        3 => Chunk::LargeAligned,
-        _ => Chunk::Foreign,
-    }
+    // SAFETY: `set` is the only writer and stores `Chunk` discriminants only.
+    unsafe { core::mem::transmute::<u8, Chunk>(MAP[i].load(Relaxed)) }
 }
 
 /// Records what the chunk containing `p` holds (`Foreign` to forget it).
@@ -69,8 +81,12 @@ mod tests {
     fn entries_round_trip_and_high_addresses_are_foreign() {
         let p = 0x7000_1234_5678usize as *const u8;
         assert_eq!(lookup(p), Chunk::Foreign);
+        set(p, Chunk::MediumSlabs);
+        let last = (chunk_base(p) + CHUNK - 1) as *const u8;
+        assert_eq!(lookup(last), Chunk::MediumSlabs);
+        assert!(lookup(last).is_superslab() && lookup(last).slab_shift() == 19);
         set(p, Chunk::Large);
-        assert_eq!(lookup((chunk_base(p) + CHUNK - 1) as *const u8), Chunk::Large);
+        assert!(!lookup(p).is_superslab());
         assert_eq!(lookup((chunk_base(p) + CHUNK) as *const u8), Chunk::Foreign);
         set(p, Chunk::Foreign);
         assert_eq!(lookup(p), Chunk::Foreign);

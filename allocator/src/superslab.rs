@@ -59,11 +59,15 @@ impl Kind {
             Kind::Small
         }
     }
-    fn slab_shift(self) -> u32 {
+    /// The chunk map entry of a superslab of this kind.
+    fn chunk(self) -> Chunk {
         match self {
-            Kind::Small => 16,
-            Kind::Medium => 19,
+            Kind::Small => Chunk::SmallSlabs,
+            Kind::Medium => Chunk::MediumSlabs,
         }
+    }
+    fn slab_shift(self) -> u32 {
+        self.chunk().slab_shift()
     }
     fn slabs(self) -> u32 {
         (SUPERSLAB >> self.slab_shift()) as u32
@@ -74,6 +78,7 @@ impl Kind {
     }
 }
 
+/// Fields read by `free` come first, so that they share one cache line.
 #[repr(C, align(64))]
 pub(crate) struct Slab {
     /// Free blocks, linked through their first word (owner only).
@@ -81,28 +86,28 @@ pub(crate) struct Slab {
     /// Blocks handed out and not yet freed locally (owner only).
     pub(crate) used: u32,
     pub(crate) block_size: u32,
-    /// Next never-used byte, and the end of the last whole block.
+    /// Next never-used byte.
     pub(crate) carve: *mut u8,
-    pub(crate) carve_end: *mut u8,
     /// The owning heap; null while in the pool. Read by other threads' frees.
     pub(crate) owner: AtomicPtr<Heap>,
     pub(crate) start: *mut u8,
-    /// Heap list links (partial list, empty cache).
-    pub(crate) next: *mut Slab,
-    pub(crate) prev: *mut Slab,
     /// Multiplier for exact division of offsets by `block_size` (checks).
     div_magic: u64,
     pub(crate) state: u8,
     pub(crate) class: u8,
     pub(crate) kind: Kind,
     pub(crate) pristine: bool,
+    /// The end of the last whole block.
+    pub(crate) carve_end: *mut u8,
+    /// Heap list links (partial list, empty cache).
+    pub(crate) next: *mut Slab,
+    pub(crate) prev: *mut Slab,
 }
 
 #[repr(C)]
 pub(crate) struct SuperSlab {
     magic: u64,
     kind: Kind,
-    slab_shift: u32,
     /// Bit i set: slab i is in the pool.
     free_mask: u32,
     in_avail: bool,
@@ -158,30 +163,36 @@ impl Slab {
     }
 
     /// Validates that `p` is a block this slab handed out (default build).
+    ///
+    /// A slab in the pool has `carve == start`, so every pointer into it (and
+    /// into the header slab) fails the first test. The second is an exact
+    /// divisibility test: with `m = ceil(2^40 / size)`, the low 40 bits of
+    /// `offset * m` stay below 2^20 for multiples of `size` and reach at least
+    /// 2^24 for any other offset below 2^19.
     #[inline(always)]
     pub(crate) fn check_block(&self, p: *const u8) {
-        let off = (p as usize).wrapping_sub(self.start as usize);
-        let q = (off as u64 * self.div_magic) >> 40;
-        // `p >= start` holds by construction of `slab_of`.
-        if self.state == state::FREE
-            || p >= self.carve as *const u8
-            || q * self.block_size as u64 != off as u64
+        let off = (p as usize).wrapping_sub(self.start as usize) as u64;
+        if p >= self.carve as *const u8
+            || (off.wrapping_mul(self.div_magic) & ((1 << 40) - 1)) >= 1 << 20
         {
             crate::check::fatal("free(): invalid pointer or double free", p);
         }
     }
 }
 
-/// The slab holding `p`, which must lie in a superslab.
+/// The slab holding `p`, which lies in a superslab whose chunk map entry is `chunk`.
 #[inline(always)]
-pub(crate) fn slab_of(p: *const u8) -> *mut Slab {
+pub(crate) fn slab_at(p: *const u8, chunk: Chunk) -> *mut Slab {
     let ss = segmap::chunk_base(p) as *mut SuperSlab;
+    let idx = (p as usize - ss as usize) >> chunk.slab_shift();
     // SAFETY: the chunk map said this chunk is a live superslab, whose header
-    // is initialised before the map entry is set.
-    unsafe {
-        let idx = (p as usize - ss as usize) >> (*ss).slab_shift;
-        ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(idx)
-    }
+    // (and so its slab array) is initialised before the map entry is set.
+    unsafe { ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(idx) }
+}
+
+/// The slab holding `p`, which must lie in a superslab.
+pub(crate) fn slab_of(p: *const u8) -> *mut Slab {
+    slab_at(p, segmap::lookup(p))
 }
 
 struct Pool {
@@ -240,7 +251,6 @@ impl Pool {
 unsafe fn format(ss: *mut SuperSlab, kind: Kind, pristine: bool) {
     (*ss).magic = MAGIC;
     (*ss).kind = kind;
-    (*ss).slab_shift = kind.slab_shift();
     (*ss).free_mask = kind.usable_mask();
     (*ss).in_avail = false;
     (*ss).next = null_mut();
@@ -267,6 +277,7 @@ unsafe fn format(ss: *mut SuperSlab, kind: Kind, pristine: bool) {
             },
         );
     }
+    segmap::set(ss as *const u8, kind.chunk());
 }
 
 /// Maps and formats a fresh superslab, registering it in the chunk map.
@@ -277,7 +288,6 @@ fn map_superslab(kind: Kind, populate: bool) -> *mut SuperSlab {
     }
     // SAFETY: a fresh, exclusively owned 2 MiB mapping, large enough for the header.
     unsafe { format(ss, kind, true) };
-    segmap::set(ss as *const u8, Chunk::SuperSlab);
     stats::SUPERSLABS.fetch_add(1, Relaxed);
     ss
 }
@@ -336,7 +346,7 @@ pub(crate) unsafe fn release(s: *mut Slab) {
     (*s).free = null_mut();
     (*s).owner.store(null_mut(), Relaxed);
     let ss = segmap::chunk_base((*s).start) as *mut SuperSlab;
-    let idx = ((*s).start as usize - ss as usize) >> (*ss).slab_shift;
+    let idx = ((*s).start as usize - ss as usize) >> (*ss).kind.slab_shift();
     let mut pool = POOL.lock();
     (*ss).free_mask |= 1 << idx;
     if (*ss).free_mask != (*ss).kind.usable_mask() {
@@ -427,7 +437,7 @@ mod tests {
             (*s).state = state::CURRENT;
             let p = (*s).start.add(5 * (*s).block_size as usize);
             assert_eq!(slab_of(p), s);
-            assert_eq!(segmap::lookup(p), Chunk::SuperSlab);
+            assert_eq!(segmap::lookup(p), Chunk::SmallSlabs);
             assert!(!owns_block(p));
             (*s).carve = p.add(1);
             assert!(owns_block(p));
