@@ -230,7 +230,12 @@ fn parent() {
             }
         }
     }
-    print!("{}", report(&samples, runs, secs));
+    let command = if smoke {
+        "cargo test -p hakmem --benches (smoke run, not a measurement)"
+    } else {
+        "cargo bench -p hakmem --bench mixed"
+    };
+    print!("{}", report(&samples, command, runs, secs));
 }
 
 /// Runs one child and parses its result line.
@@ -274,12 +279,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn report(samples: &[Vec<Vec<Sample>>], runs: usize, secs: f64) -> String {
+fn report(samples: &[Vec<Vec<Sample>>], command: &str, runs: usize, secs: f64) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "## mixed tiny workload (SPEC section 4)\n");
     let _ = writeln!(
         s,
-        "- command: `cargo bench -p hakmem --bench mixed` (BENCH_RUNS={runs}, BENCH_SECS={secs})"
+        "- command: `{command}` (BENCH_RUNS={runs}, BENCH_SECS={secs})"
     );
     let _ = writeln!(s, "- date: {} (UTC)", utc_date());
     let _ = writeln!(s, "- machine: {} CPUs, {}", nproc(), cpu_model());

@@ -30,13 +30,21 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 pub(crate) struct Heap {
     cur: [*mut Slab; NUM_CLASSES],
     partial: [*mut Slab; NUM_CLASSES],
+    /// One empty slab per class, kept for the class's next refill.
+    spare: [*mut Slab; NUM_CLASSES],
     /// Empty slabs kept for reuse, per kind, linked through `next`.
     empty: [*mut Slab; 2],
-    /// 64 KiB units of slabs in the empty cache, and of other slabs owned.
+    /// 64 KiB units of slabs in the empty cache.
     empty_units: u32,
-    in_use_units: u32,
-    /// Slow-path refills, which pace the trimming of the empty cache.
+    /// Slow-path refills, which pace the clock reads of the cache's decay.
     refills: u32,
+    /// The fewest cache units seen since `period_start` (ms, coarse clock):
+    /// units that sat unused for a whole period are surplus.
+    cache_low: u32,
+    period_start: u64,
+    /// Units retired since the heap last took a slab: a heap that keeps
+    /// retiring without taking is shrinking, not churning.
+    retired_since_take: u32,
     /// Next heap in the registry of all heaps (append-only).
     next_all: *mut Heap,
     /// Next heap on the idle list.
@@ -54,11 +62,14 @@ impl Heap {
         for c in 0..NUM_CLASSES {
             self.cur[c] = EMPTY_SLAB.get();
             self.partial[c] = null_mut();
+            self.spare[c] = null_mut();
         }
         self.empty = [null_mut(); 2];
         self.empty_units = 0;
-        self.in_use_units = 0;
         self.refills = 0;
+        self.cache_low = 0;
+        self.period_start = 0;
+        self.retired_since_take = 0;
         self.inbox = Inbox::new();
     }
 }
@@ -140,7 +151,14 @@ unsafe fn free_slow(heap: &mut Heap, s: *mut Slab) {
         if (*s).state == state::PARTIAL {
             heap.unlink_partial(class, s);
         }
-        heap.retire(s);
+        // Each class keeps its last empty slab as a spare, so a class hovering
+        // at a slab boundary does not thrash; any further one leaves the class.
+        if heap.spare[class].is_null() && release::keep_spare(units((*s).kind)) {
+            (*s).state = state::CACHED;
+            heap.spare[class] = s;
+        } else {
+            heap.retire(s);
+        }
     } else if (*s).state == state::FULL {
         (*s).state = state::PARTIAL;
         heap.push_partial(class, s);
@@ -170,10 +188,8 @@ impl Heap {
     /// Returns the block and whether it may hold old data.
     unsafe fn refill(&mut self, class: usize, zero: bool) -> Fresh {
         self.refills = self.refills.wrapping_add(1);
-        if self.refills % release::HEAP_TRIM_EVERY == 0
-            && self.empty_units > release::heap_cache_target(self.in_use_units)
-        {
-            self.release_cached();
+        if self.refills.is_multiple_of(release::DECAY_CHECK_EVERY) {
+            self.decay_cache();
         }
         let s = self.cur[class];
         // Blocks other threads gave back come before fresh memory.
@@ -206,6 +222,18 @@ impl Heap {
             (*p).state = state::FULL;
         }
         let kind = Kind::of_class(class);
+        self.retired_since_take = 0;
+        let spare = self.spare[class];
+        if !spare.is_null() {
+            // Still initialised for this class: its free list is intact.
+            self.spare[class] = null_mut();
+            (*spare).state = state::CURRENT;
+            self.cur[class] = spare;
+            if !(*spare).free.is_null() {
+                return Fresh(pop(spare), true);
+            }
+            return carve(spare, zero).unwrap_or(Fresh(null_mut(), false));
+        }
         let mut n = self.empty[kind as usize];
         if n.is_null() {
             n = superslab::acquire(kind);
@@ -216,8 +244,8 @@ impl Heap {
         } else {
             self.empty[kind as usize] = (*n).next;
             self.empty_units -= units(kind);
+            self.cache_low = self.cache_low.min(self.empty_units);
         }
-        self.in_use_units += units(kind);
         (*n).init(class, self);
         (*n).state = state::CURRENT;
         self.cur[class] = n;
@@ -258,8 +286,16 @@ impl Heap {
     /// the cache trimmed to what the release policy allows now.
     unsafe fn retire(&mut self, s: *mut Slab) {
         let u = units((*s).kind);
-        self.in_use_units -= u;
-        if self.empty_units + u <= release::heap_cache_cap(self.in_use_units) {
+        self.retired_since_take = self.retired_since_take.saturating_add(u);
+        // A heap that retired more than its cache can hold without taking a
+        // slab back is shrinking: its cache settles at the target at once.
+        let shrinking = self.retired_since_take > release::heap_cache_cap();
+        let limit = if shrinking {
+            release::heap_cache_target()
+        } else {
+            release::heap_cache_cap()
+        };
+        if self.empty_units + u <= limit {
             (*s).state = state::CACHED;
             (*s).pristine &= (*s).carve == (*s).start;
             (*s).next = self.empty[(*s).kind as usize];
@@ -268,13 +304,29 @@ impl Heap {
         } else {
             superslab::release(s);
         }
-        while self.empty_units > release::heap_cache_cap(self.in_use_units) {
+        while self.empty_units > limit {
             self.release_cached();
         }
     }
 
-    /// Hands one cached empty slab back to the pool (medium ones first).
-    unsafe fn release_cached(&mut self) {
+    /// Gives back the cached slabs that sat unused for a whole decay period,
+    /// down to the cache target.
+    unsafe fn decay_cache(&mut self) {
+        let now = os::coarse_ms();
+        if now.wrapping_sub(self.period_start) < release::DECAY_MS {
+            return;
+        }
+        let mut surplus = self.cache_low.saturating_sub(release::heap_cache_target());
+        while surplus > 0 && self.empty_units > 0 {
+            surplus = surplus.saturating_sub(self.release_cached());
+        }
+        self.cache_low = self.empty_units;
+        self.period_start = now;
+    }
+
+    /// Hands one cached empty slab back to the pool (medium ones first);
+    /// returns its units.
+    unsafe fn release_cached(&mut self) -> u32 {
         let k = if self.empty[Kind::Medium as usize].is_null() {
             Kind::Small
         } else {
@@ -283,7 +335,9 @@ impl Heap {
         let s = self.empty[k as usize];
         self.empty[k as usize] = (*s).next;
         self.empty_units -= units(k);
+        self.cache_low = self.cache_low.min(self.empty_units);
         superslab::release(s);
+        units(k)
     }
 
     /// Gives back everything that can go: called when the owning thread exits.
@@ -292,9 +346,13 @@ impl Heap {
         for c in 0..NUM_CLASSES {
             let s = self.cur[c];
             if s != EMPTY_SLAB.get() && (*s).used == 0 {
-                self.in_use_units -= units((*s).kind);
                 superslab::release(s);
                 self.cur[c] = EMPTY_SLAB.get();
+            }
+            let spare = self.spare[c];
+            if !spare.is_null() {
+                self.spare[c] = null_mut();
+                superslab::release(spare);
             }
         }
         while self.empty_units > 0 {

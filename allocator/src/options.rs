@@ -57,8 +57,8 @@ pub struct Options {
     /// heap its tiny slabs up front.
     pub prewarm: bool,
     /// Release policy: 64 KiB units of empty slabs a thread heap keeps for reuse
-    /// before handing them back to the shared pool, and units kept per 32 in use
-    /// (the per-thread hysteresis).
+    /// before handing them back to the shared pool (the per-thread hysteresis;
+    /// bursts may briefly take it to four times that).
     pub heap_empty_slabs: u32,
     /// Release policy: empty superslabs kept mapped (decommitted when lean) before
     /// the rest are unmapped (the global hysteresis).
@@ -91,7 +91,7 @@ impl Options {
                 profile,
                 mem_lean: true,
                 prewarm: false,
-                heap_empty_slabs: 4,
+                heap_empty_slabs: 8,
                 retain_superslabs: 0,
                 large_cache_bytes: 0,
             },

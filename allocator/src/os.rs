@@ -105,6 +105,18 @@ pub(crate) fn remap_in_place(p: *mut u8, old_len: usize, new_len: usize) -> bool
     true
 }
 
+/// A cheap monotonic clock in milliseconds (vDSO, no syscall), for policy
+/// decisions on slow paths.
+pub(crate) fn coarse_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-parameter; CLOCK_MONOTONIC_COARSE always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,11 +4,12 @@
 //! force, so a profile switches the whole policy and no `if lean` is scattered
 //! over the allocator. The policy has three levels of hysteresis so that a
 //! working set sitting near a boundary does not thrash:
-//! 1. a thread heap keeps empty slabs for reuse, counted in 64 KiB units (a
-//!    medium slab is 8): at least `heap_empty_slabs` units, and that many per
-//!    32 units it has in use, so a big heap absorbs the churn of its classes
-//!    without syscalls while an idle one holds little; bursts may take it to
-//!    twice that, trimmed back one slab per `HEAP_TRIM_EVERY` refills;
+//! 1. a thread heap keeps, per class, its last empty slab as a spare, and a
+//!    cache of `heap_empty_slabs` 64 KiB units of other empty slabs (a medium
+//!    slab is 8 units); bursts may take the cache to four times that. Slabs
+//!    that sit unused in the cache for a whole `DECAY_MS` period go back (down
+//!    to the target), and a heap that retires more than the cap without taking
+//!    a slab back (it is shrinking) keeps only the target;
 //! 2. a slab handed back to the shared pool is decommitted (lean) or kept
 //!    committed (speed-first);
 //! 3. an empty superslab is kept mapped while fewer than `retain_superslabs`
@@ -19,22 +20,32 @@
 
 use crate::options::options;
 
-/// How many 64 KiB units of empty slabs a heap with `in_use` units of other
-/// slabs should settle at. The cache may hold up to twice this (`heap_cache_cap`)
-/// and is trimmed back towards it slowly, so a burst of frees followed by a
-/// burst of allocations reuses the cache instead of paying syscalls twice.
-pub(crate) fn heap_cache_target(in_use: u32) -> u32 {
-    let n = options().heap_empty_slabs;
-    n.max(in_use.saturating_mul(n) / 32)
+/// How many 64 KiB units of empty slabs a heap's cache settles at. It may hold
+/// up to four times this (`heap_cache_cap`) and decays back slowly, so a burst
+/// of frees followed by a burst of allocations reuses the cache instead of
+/// paying syscalls twice.
+pub(crate) fn heap_cache_target() -> u32 {
+    options().heap_empty_slabs
 }
 
-/// The most units of empty slabs a heap with `in_use` units in use may hold.
-pub(crate) fn heap_cache_cap(in_use: u32) -> u32 {
-    heap_cache_target(in_use).saturating_mul(2)
+/// The most units of empty slabs a heap's cache may hold.
+pub(crate) fn heap_cache_cap() -> u32 {
+    heap_cache_target().saturating_mul(4)
 }
 
-/// A heap trims one slab above its target every this many slow-path refills.
-pub(crate) const HEAP_TRIM_EVERY: u32 = 64;
+/// Whether a class keeps its last empty slab, of `units` 64 KiB units, as a
+/// spare: only if the heap's cache target could hold one that size (so lean
+/// keeps no 512 KiB medium spares).
+pub(crate) fn keep_spare(units: u32) -> bool {
+    units <= options().heap_empty_slabs
+}
+
+/// A heap's cache decays: slabs unused for a whole period of this many
+/// milliseconds are released (down to the target).
+pub(crate) const DECAY_MS: u64 = 1000;
+
+/// Refills between two looks at the clock for the decay.
+pub(crate) const DECAY_CHECK_EVERY: u32 = 256;
 
 /// Whether a slab going back to the shared pool gives its pages back.
 pub(crate) fn decommit_pooled_slabs() -> bool {
@@ -69,9 +80,8 @@ mod tests {
         assert!(!speed.mem_lean && speed.retain_superslabs == u32::MAX);
         // The functions read the options in force (balanced by default in tests).
         let o = options();
-        assert_eq!(heap_cache_target(0), o.heap_empty_slabs);
-        assert_eq!(heap_cache_target(128), 4 * o.heap_empty_slabs);
-        assert_eq!(heap_cache_cap(0), 2 * o.heap_empty_slabs);
+        assert_eq!(heap_cache_target(), o.heap_empty_slabs);
+        assert_eq!(heap_cache_cap(), 4 * o.heap_empty_slabs);
         assert_eq!(decommit_pooled_slabs(), o.mem_lean);
         assert!(!cache_large(u64::MAX, 1) || o.large_cache_bytes == u64::MAX);
     }

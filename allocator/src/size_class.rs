@@ -141,7 +141,7 @@ mod tests {
             for size in [1, 17, 100, 1000, 5000, 40000] {
                 if let Some(c) = class_for_aligned(size, align) {
                     let s = CLASS_SIZE[c] as usize;
-                    assert!(s >= size && s % align == 0);
+                    assert!(s >= size && s.is_multiple_of(align));
                 }
             }
         }

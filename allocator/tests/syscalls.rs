@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hakmem::{Hakmem, Profile};
 use hakmem_workload::{Workload, WorkloadConfig};
@@ -16,14 +16,22 @@ static A: Hakmem = Hakmem;
 
 static H: Hakmem = Hakmem;
 
+/// Warm-up: at least this long and `WARMUP_OPS` operations (class occupancy
+/// settles with operations, not time: a debug build needs seconds for what a
+/// release build does in a tenth of one), at most `WARMUP_MAX`.
 const WARMUP: Duration = Duration::from_millis(500);
+const WARMUP_OPS: u64 = 4_000_000;
+const WARMUP_MAX: Duration = Duration::from_secs(5);
 const MEASURE: Duration = Duration::from_millis(1000);
 const MAX_SYSCALLS_PER_OP: f64 = 1e-6;
 
 /// Runs `cfg` through hakmem; the problem with its steady-state window, if any.
 fn steady_state_problem(profile: Profile, what: &str, cfg: &WorkloadConfig) -> Option<String> {
     let w = Workload::start(cfg, &H);
-    std::thread::sleep(WARMUP);
+    let t0 = Instant::now();
+    while t0.elapsed() < WARMUP_MAX && (t0.elapsed() < WARMUP || w.ops().total() < WARMUP_OPS) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let (ops0, s0) = (w.ops(), hakmem::stats());
     std::thread::sleep(MEASURE);
     let (ops1, s1) = (w.ops(), hakmem::stats());

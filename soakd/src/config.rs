@@ -788,7 +788,14 @@ dir = "out"
     #[test]
     fn shipped_profiles_are_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
-        for name in ["default", "speed-first", "balanced", "balanced-1m", "lean", "ci"] {
+        for name in [
+            "default",
+            "speed-first",
+            "balanced",
+            "balanced-1m",
+            "lean",
+            "ci",
+        ] {
             let c = load_file(&dir.join(format!("{name}.toml"))).unwrap();
             assert_eq!(c.name, name);
         }

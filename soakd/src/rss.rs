@@ -1,7 +1,8 @@
 //! The process's resident set size, read from `/proc/self/statm` through a
 //! file kept open: one `pread` and a few bytes of parsing per sample. Measured
-//! at about 1 µs per read against about 30 µs for sysinfo's per-process
-//! refresh, which also allocates (and allocations are what soakd measures).
+//! (release, 20,000 reads) at 0.8 µs per read against 36 µs for sysinfo 0.37's
+//! single-process memory refresh, which also allocates on the measured heap;
+//! CPU time comes from the Prometheus process collector, so sysinfo is not needed.
 
 use std::fs::File;
 use std::io;

@@ -248,14 +248,14 @@ mod tests {
             Ended::EpochLimit
         );
         let took = t.elapsed().as_secs_f64();
-        assert!((4.0..6.0).contains(&took), "two 2 s epochs took {took}");
+        assert!((4.0..8.0).contains(&took), "two 2 s epochs took {took}");
         let recs = crate::results::read(dir.path()).unwrap().records;
         assert_eq!(recs.iter().map(|r| r.epoch).collect::<Vec<_>>(), [5, 6]);
         for r in &recs {
             assert!(r.complete);
             assert_eq!(r.samples.len(), 2);
             assert!(r.samples[0].warmup && !r.samples[1].warmup);
-            assert!((r.samples[1].t_secs - 2.0).abs() < 0.5, "{:?}", r.samples);
+            assert!((r.samples[1].t_secs - 2.0).abs() < 1.0, "{:?}", r.samples);
             let sampled: u64 = r.samples.iter().map(|s| s.ops).sum();
             assert_eq!(sampled, r.ops.alloc + r.ops.free, "samples cover the epoch");
             assert!(r.syscalls.is_some() && r.figures.cv == Some(0.0));
@@ -283,7 +283,13 @@ mod tests {
         assert!(!r.complete);
         assert_eq!(r.samples.len(), 1);
         assert!((1.4..3.0).contains(&r.duration_secs), "{}", r.duration_secs);
-        assert!(r.ops.alloc > r.samples[0].ops / 2, "ops up to the signal count");
-        assert!(state.epochs.read().unwrap().is_empty(), "partial epochs are not completed");
+        assert!(
+            r.ops.alloc > r.samples[0].ops / 2,
+            "ops up to the signal count"
+        );
+        assert!(
+            state.epochs.read().unwrap().is_empty(),
+            "partial epochs are not completed"
+        );
     }
 }

@@ -237,8 +237,9 @@ fn remote_frees_happen_only_when_asked() {
     let s = run_until(&mut w, 50_000);
     let remote = REMOTE.remote_frees.load(Ordering::Relaxed) as f64;
     let share = remote / s.ops.frees as f64;
-    // Half the frees go remote, less the few still waiting in an inbox.
-    assert!((0.4..0.6).contains(&share), "remote share {share}");
+    // Half the frees are handed over; fewer arrive when a stalled receiver's
+    // inbox fills (the sender then frees locally) or blocks still wait in one.
+    assert!((0.2..0.6).contains(&share), "remote share {share}");
     free_all(&REMOTE, s.held);
 }
 
@@ -273,10 +274,13 @@ fn ops_grow_while_running_and_run_for_times_itself() {
     let w = Workload::start(&cfg(1, 0.0), &T);
     let mut last = w.ops();
     for _ in 0..3 {
-        std::thread::sleep(Duration::from_millis(20));
-        let now = w.ops();
-        assert!(now.total() > last.total());
-        last = now;
+        // Generous: on a loaded machine the worker may wait long for a core.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while w.ops().total() <= last.total() {
+            assert!(Instant::now() < deadline, "ops stuck at {last:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        last = w.ops();
     }
     assert!(w.stop().total() >= last.total());
 

@@ -13,7 +13,10 @@
  *
  * usage: mixed [-t threads] [-d seconds] [-r remote_free_ratio]
  *              [-w working_set] [-m min_size] [-M max_size] [-s seed]
- * Prints "malloc=<library serving malloc>" and "ops_per_sec=<n>". */
+ * Prints "malloc=<library serving malloc>", "ops_per_sec=<n>" (wall clock, the
+ * definition) and "ops_per_cpu_sec=<n>" (ops * threads / process CPU time: what
+ * the threads would do with a core each, steadier on a shared machine, since
+ * workers never block). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <pthread.h>
@@ -90,11 +93,13 @@ static void *pop(worker_state *w) {
     return p;
 }
 
-static double now(void) {
+static double clock_s(clockid_t c) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(c, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
+
+static double now(void) { return clock_s(CLOCK_MONOTONIC); }
 
 static void *worker(void *arg) {
     size_t idx = (size_t)(uintptr_t)arg;
@@ -189,6 +194,7 @@ int main(int argc, char **argv) {
     }
     pthread_t *t = malloc(sizeof *t * (size_t)cfg.threads);
 
+    double cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
     double t0 = now();
     for (int i = 0; i < cfg.threads; i++) pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)i);
     struct timespec d = {(time_t)cfg.seconds, (long)((cfg.seconds - (double)(time_t)cfg.seconds) * 1e9)};
@@ -200,6 +206,7 @@ int main(int argc, char **argv) {
         if (workers[i].end > last) last = workers[i].end;
     }
     double elapsed = last - t0;
+    double cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
 
     uint64_t ops = 0;
     for (int i = 0; i < cfg.threads; i++) {
@@ -213,5 +220,6 @@ int main(int argc, char **argv) {
     printf("threads=%d remote_free_ratio=%g ops=%llu seconds=%.3f\n", cfg.threads, cfg.remote,
            (unsigned long long)ops, elapsed);
     printf("ops_per_sec=%.0f\n", (double)ops / elapsed);
+    printf("ops_per_cpu_sec=%.0f\n", (double)ops * cfg.threads / cpu);
     return 0;
 }

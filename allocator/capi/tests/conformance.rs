@@ -1,10 +1,13 @@
 //! The C API of libhakmem.so under LD_PRELOAD: every exported function and its
-//! edge cases (tests/c/conformance.c), C++ new/delete (tests/c/cxx.cpp), and
-//! the `HAKMEM_*` environment (tests/c/options.c).
+//! edge cases (tests/c/conformance.c), C++ new/delete (tests/c/cxx.cpp),
+//! loading by dlopen (tests/c/dlopen.c) and the `HAKMEM_*` environment
+//! (tests/c/options.c).
 
 mod common;
 
-use common::{compile, has_stats_summary, label, preloaded, run, run_ok, TempDir, PROFILES};
+use common::{
+    compile, has_stats_summary, label, libhakmem, preloaded, run, run_ok, TempDir, PROFILES,
+};
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
@@ -36,6 +39,24 @@ fn cxx_new_delete() {
             "{}: unexpected output {out:?}",
             label(profile)
         );
+    }
+}
+
+/// libhakmem.so dlopen'ed by a process that ran on glibc until then: glibc's
+/// blocks go to hakmem's free/realloc/malloc_usable_size, and hakmem's
+/// initial-exec TLS slot works in a dlopen'ed library.
+#[test]
+fn dlopen_after_start_handles_glibc_blocks() {
+    let dir = TempDir::new("dlopen");
+    let exe = compile("dlopen.c", dir.path());
+    for profile in PROFILES {
+        let mut cmd = Command::new(&exe);
+        cmd.arg(libhakmem()).env_remove("LD_PRELOAD");
+        if let Some(p) = profile {
+            cmd.env("HAKMEM_PROFILE", p);
+        }
+        let out = run_ok(cmd, LIMIT);
+        assert!(out.contains("dlopen: ok"), "{}: {out}", label(profile));
     }
 }
 

@@ -120,25 +120,29 @@ static void test_malloc(void) {
     CHECK(malloc_usable_size(NULL) == 0);
 }
 
-/* Many live blocks at once: none may overlap another. */
+/* Many live blocks at once, each filled to its whole malloc_usable_size: none
+ * may overlap another, so every usable byte really is the block's. */
 static void test_many_live(void) {
     enum { N = 20000 };
     static unsigned char *p[N];
-    static size_t sz[N];
+    static size_t usable[N];
     unsigned x = 12345;
     for (int i = 0; i < N; i++) {
         x = x * 1103515245 + 12345;
-        sz[i] = (x >> 8) % (i % 100 == 0 ? 20000 : 600);
-        p[i] = malloc(sz[i]);
+        size_t n = (x >> 8) % (i % 100 == 0 ? 20000 : 600);
+        p[i] = malloc(n);
         CHECK(p[i] != NULL);
-        if (p[i]) fill(p[i], sz[i], (unsigned)i);
+        if (!p[i]) continue;
+        usable[i] = malloc_usable_size(p[i]);
+        CHECK(usable[i] >= n);
+        fill(p[i], usable[i], (unsigned)i);
     }
     int bad = 0;
-    for (int i = 0; i < N; i++) bad += p[i] && !intact(p[i], sz[i], (unsigned)i);
+    for (int i = 0; i < N; i++) bad += p[i] && !intact(p[i], usable[i], (unsigned)i);
     CHECK(bad == 0);
     for (int i = 0; i < N; i += 2) free(p[i]);
     for (int i = 1; i < N; i += 2) {
-        bad += !intact(p[i], sz[i], (unsigned)i);
+        bad += p[i] && !intact(p[i], usable[i], (unsigned)i);
         free(p[i]);
     }
     CHECK(bad == 0);
