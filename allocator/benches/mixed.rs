@@ -203,6 +203,7 @@ fn parent() {
     let runs: usize = env_or("BENCH_RUNS", if smoke { 1 } else { 5 }).max(1);
     let secs = run_secs(if smoke { 0.1 } else { 2.0 });
     let exe = std::env::current_exe().expect("current_exe");
+    let commit = git_commit();
     // samples[case][allocator]
     let mut samples: Vec<Vec<Vec<Sample>>> = CASES
         .iter()
@@ -235,7 +236,13 @@ fn parent() {
     } else {
         "cargo bench -p hakmem --bench mixed"
     };
-    print!("{}", report(&samples, command, runs, secs));
+    let run = RunInfo {
+        command,
+        commit,
+        runs,
+        secs,
+    };
+    print!("{}", report(&samples, &run));
 }
 
 /// Runs one child and parses its result line.
@@ -279,7 +286,23 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn report(samples: &[Vec<Vec<Sample>>], command: &str, runs: usize, secs: f64) -> String {
+/// What the report's header says about the run.
+struct RunInfo {
+    command: &'static str,
+    /// `git describe` when the run started (the build's source, as near as
+    /// can be told without a build script).
+    commit: String,
+    runs: usize,
+    secs: f64,
+}
+
+fn report(samples: &[Vec<Vec<Sample>>], run: &RunInfo) -> String {
+    let RunInfo {
+        command,
+        commit,
+        runs,
+        secs,
+    } = run;
     let mut s = String::new();
     let _ = writeln!(s, "## mixed tiny workload (SPEC section 4)\n");
     let _ = writeln!(
@@ -288,7 +311,7 @@ fn report(samples: &[Vec<Vec<Sample>>], command: &str, runs: usize, secs: f64) -
     );
     let _ = writeln!(s, "- date: {} (UTC)", utc_date());
     let _ = writeln!(s, "- machine: {} CPUs, {}", nproc(), cpu_model());
-    let _ = writeln!(s, "- commit: {}", git_commit());
+    let _ = writeln!(s, "- commit: {commit}");
     let _ = writeln!(
         s,
         "- hakmem profile: {}",

@@ -103,7 +103,11 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
         let user = map.add(off);
         if zero && !fresh {
             // Decommitted pages read as zero; only the header page may be dirty.
-            let dirty = if decommitted { os::PAGE.saturating_sub(off) } else { size };
+            let dirty = if decommitted {
+                os::PAGE.saturating_sub(off)
+            } else {
+                size
+            };
             ptr::write_bytes(user, 0, dirty.min(size));
         }
         segmap::set(map, Chunk::Large);

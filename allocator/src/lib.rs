@@ -164,16 +164,28 @@ pub mod raw {
     ///
     /// # Safety
     /// If hakmem's, `p` must be a live block.
+    #[inline(always)]
     pub unsafe fn try_free(p: *mut u8) -> bool {
-        if segmap::lookup(p) == Chunk::Foreign {
+        let kind = segmap::lookup(p);
+        if kind.is_superslab() {
+            heap::free(p, kind);
+        } else if kind == Chunk::Foreign {
             return false;
+        } else {
+            large::free(p, kind);
         }
-        free(p);
         true
+    }
+
+    /// Whether `p` lies in memory hakmem manages (a block or not): such a
+    /// pointer belongs to hakmem's `free`, which rejects it loudly if invalid.
+    pub fn manages(p: *const u8) -> bool {
+        segmap::lookup(p) != Chunk::Foreign
     }
 
     /// Resizes `p` to `new_size` bytes aligned to `align`, in place where it can.
     /// Null (and `p` untouched) if impossible; `p` null acts as [`alloc`].
+    /// `align` is the alignment the result needs (it may exceed `p`'s).
     ///
     /// # Safety
     /// `p` must be null or a live block from this allocator; `align` a power of two.
@@ -182,6 +194,9 @@ pub mod raw {
             return alloc(new_size, align);
         }
         let kind = segmap::lookup(p);
+        if check::CHECKS && !owns(p) {
+            check::fatal("realloc(): invalid pointer", p);
+        }
         let old = match kind {
             k if k.is_superslab() => {
                 let bs = superslab::block_size(p);
@@ -192,9 +207,10 @@ pub mod raw {
                 }
                 bs
             }
-            Chunk::Foreign => check::fatal("realloc(): invalid pointer (not from hakmem)", p),
+            Chunk::Foreign => check::fatal("realloc(): invalid pointer", p),
             k => {
-                if new_size > crate::size_class::MAX_SIZE && large::resize_in_place(p, k, new_size) {
+                if new_size > crate::size_class::MAX_SIZE && large::resize_in_place(p, k, new_size)
+                {
                     return p;
                 }
                 large::usable_size(p, k)
@@ -238,7 +254,20 @@ mod tests {
 
     #[test]
     fn sizes_and_alignments_round_trip() {
-        for &size in &[0usize, 1, 8, 9, 16, 100, 1024, 1025, 8192, 65536, 65537, 1 << 20] {
+        for &size in &[
+            0usize,
+            1,
+            8,
+            9,
+            16,
+            100,
+            1024,
+            1025,
+            8192,
+            65536,
+            65537,
+            1 << 20,
+        ] {
             for &align in &[1usize, 8, 16, 64, 4096, 65536, 1 << 21] {
                 // SAFETY: powers of two; each block is written within bounds and freed once.
                 unsafe {

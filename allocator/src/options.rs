@@ -117,7 +117,10 @@ static PRINT_STATS: AtomicBool = AtomicBool::new(false);
 /// already cached is released lazily under the new policy.
 pub fn set_options(o: Options) {
     PROFILE.store(
-        Profile::ALL.iter().position(|p| *p == o.profile).unwrap_or(1) as u8,
+        Profile::ALL
+            .iter()
+            .position(|p| *p == o.profile)
+            .unwrap_or(1) as u8,
         Relaxed,
     );
     MEM_LEAN.store(o.mem_lean, Relaxed);

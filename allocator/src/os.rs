@@ -40,10 +40,10 @@ pub(crate) fn map_aligned(len: usize, align: usize, populate: bool) -> *mut u8 {
 
 /// Maps `len` fresh zeroed bytes anywhere. Null if the kernel refuses.
 pub(crate) fn map(len: usize, populate: bool) -> *mut u8 {
-    let flags = libc::MAP_PRIVATE
-        | libc::MAP_ANONYMOUS
-        | libc::MAP_NORESERVE
-        | if populate { libc::MAP_POPULATE } else { 0 };
+    // No MAP_NORESERVE: under the kernel's overcommit heuristics a request the
+    // machine cannot back fails here, and malloc returns NULL as glibc's does.
+    let flags =
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | if populate { libc::MAP_POPULATE } else { 0 };
     stats::MMAP.fetch_add(1, Relaxed);
     // SAFETY: an anonymous private mapping at a kernel-chosen address touches no
     // existing memory.

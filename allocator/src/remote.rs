@@ -76,7 +76,11 @@ mod tests {
         static INBOX: Inbox = Inbox::new();
         const PER: usize = 1000;
         let blocks: Vec<usize> = (0..4 * PER)
-            .map(|_| Box::into_raw(Box::new(Block { next: ptr::null_mut() })) as usize)
+            .map(|_| {
+                Box::into_raw(Box::new(Block {
+                    next: ptr::null_mut(),
+                })) as usize
+            })
             .collect();
         std::thread::scope(|s| {
             for chunk in blocks.chunks(PER) {

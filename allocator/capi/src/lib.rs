@@ -192,7 +192,7 @@ pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
             free(p);
             return null_mut();
         }
-        if !raw::owns(p.cast()) {
+        if !raw::manages(p.cast()) {
             return realloc_foreign(p, size);
         }
         let n = raw::realloc(p.cast(), size, malloc_align(size));
@@ -298,8 +298,11 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     if p.is_null() {
         return 0;
     }
-    if let Some(n) = raw::usable_size(p.cast()) {
-        return n;
+    if raw::manages(p.cast()) {
+        return match raw::usable_size(p.cast()) {
+            Some(n) => n,
+            None => die(b"hakmem: malloc_usable_size(): invalid pointer\n"),
+        };
     }
     match foreign::libc() {
         // SAFETY: not hakmem's, so glibc's live block (caller's contract).
