@@ -5,7 +5,9 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout};
+use common::Block;
+
+use std::alloc::Layout;
 
 use hakmem::Hakmem;
 use hakmem_workload::SplitMix64;
@@ -13,34 +15,12 @@ use hakmem_workload::SplitMix64;
 #[global_allocator]
 static A: Hakmem = Hakmem;
 
-static H: Hakmem = Hakmem;
-
 const THREADS: usize = 10_000;
 /// Threads alive at once.
 const BATCH: usize = 16;
 /// Batches run before the "before" measurement, so that the allocator, the
 /// thread stack cache and this test's own bookkeeping are warm.
 const WARMUP_BATCHES: usize = 4;
-
-struct Block {
-    p: *mut u8,
-    layout: Layout,
-    seed: u64,
-}
-
-// SAFETY: a Block is the only handle to its allocation, and hakmem blocks may
-// be freed on any thread.
-unsafe impl Send for Block {}
-
-impl Block {
-    fn free(self) {
-        // SAFETY: the block is live, holds its pattern and is freed once.
-        unsafe {
-            common::check(self.p, self.layout.size(), self.seed);
-            H.dealloc(self.p, self.layout);
-        }
-    }
-}
 
 /// One short-lived thread's work; returns the blocks it leaves to the main thread.
 fn short_life(i: usize) -> Vec<Block> {
@@ -52,13 +32,7 @@ fn short_life(i: usize) -> Vec<Block> {
             let r = rng.next_u64();
             let size = 8 + (r >> 8) as usize % if r & 3 == 0 { 1017 } else { 121 };
             let layout = Layout::from_size_align(size, 8).unwrap();
-            // SAFETY: size > 0.
-            let p = unsafe { H.alloc(layout) };
-            assert!(!p.is_null(), "alloc {size} failed");
-            let seed = ((i as u64) << 20) | k as u64;
-            // SAFETY: `p` is a fresh block of `size` bytes.
-            unsafe { common::fill(p, size, seed) };
-            Block { p, layout, seed }
+            Block::alloc(layout, ((i as u64) << 20) | k as u64)
         })
         .collect();
     let mut kept = Vec::new();

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::Block;
+
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Barrier};
@@ -24,69 +26,43 @@ const REMOTE_SHARE: f64 = 0.3;
 /// Blocks a thread keeps live at most.
 const MAX_LIVE: usize = 2000;
 
-struct Block {
-    p: *mut u8,
-    layout: Layout,
-    seed: u64,
+/// A block of a random size (mostly tiny, some up to 256 KiB) and alignment.
+fn random_block(rng: &mut SplitMix64, seed: u64) -> Block {
+    let r = rng.next_u64();
+    let size = match r % 100 {
+        0..=69 => 1 + (r >> 8) as usize % 256,
+        70..=89 => 257 + (r >> 8) as usize % 768,
+        90..=97 => 1025 + (r >> 8) as usize % 31_744,
+        _ => 32_769 + (r >> 8) as usize % 229_376,
+    };
+    let align = match (r >> 40) % 16 {
+        0..=9 => 8,
+        10..=12 => 16,
+        13 | 14 => 64,
+        _ => 4096,
+    };
+    Block::alloc(Layout::from_size_align(size, align).unwrap(), seed)
 }
 
-// SAFETY: a Block is the only handle to its allocation, and hakmem blocks may
-// be freed on any thread.
-unsafe impl Send for Block {}
-
-impl Block {
-    fn new(rng: &mut SplitMix64, seed: u64) -> Block {
-        let r = rng.next_u64();
-        let size = match r % 100 {
-            0..=69 => 1 + (r >> 8) as usize % 256,
-            70..=89 => 257 + (r >> 8) as usize % 768,
-            90..=97 => 1025 + (r >> 8) as usize % 31_744,
-            _ => 32_769 + (r >> 8) as usize % 229_376,
-        };
-        let align = match (r >> 40) % 16 {
-            0..=9 => 8,
-            10..=12 => 16,
-            13 | 14 => 64,
-            _ => 4096,
-        };
-        let layout = Layout::from_size_align(size, align).unwrap();
-        // SAFETY: size > 0.
-        let p = unsafe { H.alloc(layout) };
-        assert!(!p.is_null(), "alloc {layout:?} failed");
-        assert_eq!(p as usize % align, 0, "{p:p} not aligned for {layout:?}");
-        // SAFETY: `p` is a fresh block of `size` bytes.
-        unsafe { common::fill(p, size, seed) };
-        Block { p, layout, seed }
+/// Resizes a block (growing or shrinking) and checks the kept prefix.
+fn realloc(b: &mut Block, rng: &mut SplitMix64) {
+    let old = b.layout.size();
+    let new = match rng.next_u64() % 4 {
+        0 => (old / 2).max(1),
+        1 => old + 1,
+        _ => old * 2,
+    };
+    // SAFETY: the block is live with `b.layout`; `new` > 0 and small.
+    let q = unsafe { H.realloc(b.p, b.layout, new) };
+    assert!(!q.is_null(), "realloc {old} -> {new} failed");
+    assert_eq!(q as usize % b.layout.align(), 0);
+    // SAFETY: `q` is live with `new` bytes, the first min(old, new) kept.
+    unsafe {
+        common::check(q, old.min(new), b.seed);
+        common::fill(q, new, b.seed);
     }
-
-    /// Resizes the block (growing or shrinking) and checks the kept prefix.
-    fn realloc(&mut self, rng: &mut SplitMix64) {
-        let old = self.layout.size();
-        let new = match rng.next_u64() % 4 {
-            0 => (old / 2).max(1),
-            1 => old + 1,
-            _ => old * 2,
-        };
-        // SAFETY: the block is live with `self.layout`; `new` > 0 and small.
-        let q = unsafe { H.realloc(self.p, self.layout, new) };
-        assert!(!q.is_null(), "realloc {old} -> {new} failed");
-        assert_eq!(q as usize % self.layout.align(), 0);
-        // SAFETY: `q` is live with `new` bytes, the first min(old, new) kept.
-        unsafe {
-            common::check(q, old.min(new), self.seed);
-            common::fill(q, new, self.seed);
-        }
-        self.p = q;
-        self.layout = Layout::from_size_align(new, self.layout.align()).unwrap();
-    }
-
-    fn free(self) {
-        // SAFETY: the block is live, holds its pattern and is freed once.
-        unsafe {
-            common::check(self.p, self.layout.size(), self.seed);
-            H.dealloc(self.p, self.layout);
-        }
-    }
+    b.p = q;
+    b.layout = Layout::from_size_align(new, b.layout.align()).unwrap();
 }
 
 #[derive(Default, Debug, Clone, Copy)]
@@ -115,12 +91,12 @@ fn worker(
             match r % 100 {
                 0..=49 if live.len() < MAX_LIVE => {
                     next_seed += 1;
-                    live.push(Block::new(&mut rng, next_seed));
+                    live.push(random_block(&mut rng, next_seed));
                     c.allocs += 1;
                 }
                 50..=54 if !live.is_empty() => {
                     let i = (r >> 8) as usize % live.len();
-                    live[i].realloc(&mut rng);
+                    realloc(&mut live[i], &mut rng);
                     c.reallocs += 1;
                 }
                 _ if !live.is_empty() => {

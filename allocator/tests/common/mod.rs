@@ -5,8 +5,11 @@
 //! part of it, hence the `dead_code` allowance below.
 #![allow(dead_code)]
 
+use std::alloc::{GlobalAlloc, Layout};
 use std::process::{Command, Output};
 use std::sync::Mutex;
+
+use hakmem::Hakmem;
 
 /// The environment variable that marks a process as a scenario child.
 pub const CHILD_ENV: &str = "HAKMEM_TEST_CHILD";
@@ -194,4 +197,42 @@ pub fn assert_profile(profile: hakmem::Profile) {
         "HAKMEM_PROFILE={} was not applied",
         profile.name()
     );
+}
+
+/// A live hakmem block holding the pattern of `seed`; the only handle to it.
+pub struct Block {
+    pub p: *mut u8,
+    pub layout: Layout,
+    pub seed: u64,
+}
+
+// SAFETY: a Block is the only handle to its allocation, and hakmem blocks may
+// be freed on any thread.
+unsafe impl Send for Block {}
+
+impl Block {
+    /// Allocates `layout` from hakmem and fills it with the pattern of `seed`.
+    pub fn alloc(layout: Layout, seed: u64) -> Block {
+        assert!(layout.size() > 0);
+        // SAFETY: the size is non-zero.
+        let p = unsafe { Hakmem.alloc(layout) };
+        assert!(!p.is_null(), "alloc {layout:?} failed");
+        assert_eq!(
+            p as usize % layout.align(),
+            0,
+            "{p:p} not aligned for {layout:?}"
+        );
+        // SAFETY: `p` is a fresh block of `layout.size()` bytes.
+        unsafe { fill(p, layout.size(), seed) };
+        Block { p, layout, seed }
+    }
+
+    /// Checks the pattern and frees the block.
+    pub fn free(self) {
+        // SAFETY: the block is live, holds its pattern and is freed once.
+        unsafe {
+            check(self.p, self.layout.size(), self.seed);
+            Hakmem.dealloc(self.p, self.layout);
+        }
+    }
 }
