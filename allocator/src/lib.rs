@@ -159,8 +159,9 @@ pub mod raw {
         }
     }
 
-    /// Frees `p` and returns true if it lies in memory hakmem manages; returns
-    /// false, doing nothing, for a pointer from elsewhere (or null).
+    /// Frees `p` and returns true if it is hakmem's; returns false, doing
+    /// nothing, for a pointer from elsewhere (or null). A large block's chunk
+    /// may also hold other mappings, so there only a live hakmem block counts.
     ///
     /// # Safety
     /// If hakmem's, `p` must be a live block.
@@ -169,18 +170,24 @@ pub mod raw {
         let kind = segmap::lookup(p);
         if kind.is_superslab() {
             heap::free(p, kind);
-        } else if kind == Chunk::Foreign {
-            return false;
-        } else {
+            true
+        } else if kind != Chunk::Foreign && large::owns(p, kind) {
             large::free(p, kind);
+            true
+        } else {
+            false
         }
-        true
     }
 
-    /// Whether `p` lies in memory hakmem manages (a block or not): such a
-    /// pointer belongs to hakmem's `free`, which rejects it loudly if invalid.
+    /// Whether `p` belongs to hakmem's `free`: any pointer into a superslab
+    /// (which rejects it loudly if it is not a live block), or a live large
+    /// block. Anything else came from another allocator.
     pub fn manages(p: *const u8) -> bool {
-        segmap::lookup(p) != Chunk::Foreign
+        match segmap::lookup(p) {
+            Chunk::Foreign => false,
+            k if k.is_superslab() => true,
+            k => large::owns(p, k),
+        }
     }
 
     /// Resizes `p` to `new_size` bytes aligned to `align`, in place where it can.
@@ -336,6 +343,36 @@ mod tests {
         assert!(!raw::owns(&x as *const u64 as *const u8));
         // SAFETY: try_free does nothing for pointers hakmem does not manage.
         assert!(!unsafe { raw::try_free(&x as *const u64 as *mut u8) });
+    }
+
+    #[test]
+    fn foreign_memory_in_a_large_blocks_chunk_is_not_hakmems() {
+        // SAFETY: the foreign page is mapped at a free address inside the
+        // large block's 2 MiB chunk (MAP_FIXED_NOREPLACE never replaces), and
+        // both are released at the end.
+        unsafe {
+            let p = raw::alloc(300_000, 16);
+            let chunk = p as usize & !((2 << 20) - 1);
+            let q = libc::mmap(
+                (chunk + (1 << 20)) as *mut libc::c_void,
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            );
+            assert_eq!(
+                q as usize,
+                chunk + (1 << 20),
+                "could not place the foreign page"
+            );
+            let q = q.cast::<u8>();
+            assert!(raw::manages(p) && !raw::manages(q));
+            assert!(!raw::owns(q));
+            assert!(!raw::try_free(q));
+            assert!(raw::try_free(p));
+            libc::munmap(q.cast(), 4096);
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{config_dir, read_epochs, run, wait_epochs, write_config, Daemon, FAST_EPOCHS};
+use common::{read_epochs, run, wait_epochs, write_config, Daemon, FAST_EPOCHS};
 
 #[global_allocator]
 static A: hakmem::Hakmem = hakmem::Hakmem;
@@ -55,14 +55,7 @@ fn unwritable_output_folder_fails_at_start() {
 fn stop_mid_epoch(sig: i32) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let ci = config_dir().join("ci.toml");
-    let mut d = Daemon::spawn(&[
-        "run",
-        "--config",
-        ci.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let mut d = Daemon::spawn_ci(&out);
     d.wait_started();
     std::thread::sleep(Duration::from_millis(3000)); // one sample (at 2 s) in
     d.signal(sig);

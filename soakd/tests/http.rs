@@ -9,21 +9,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{config_dir, exchange, http_get, tool, Daemon};
+use common::{exchange, http_get, tool, Daemon};
 
 #[global_allocator]
 static A: hakmem::Hakmem = hakmem::Hakmem;
 
 fn start() -> (Daemon, SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let ci = config_dir().join("ci.toml");
-    let mut d = Daemon::spawn(&[
-        "run",
-        "--config",
-        ci.to_str().unwrap(),
-        "--out",
-        dir.path().join("out").to_str().unwrap(),
-    ]);
+    let mut d = Daemon::spawn_ci(&dir.path().join("out"));
     let addr = d.wait_started();
     (d, addr, dir)
 }

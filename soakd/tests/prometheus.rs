@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{config_dir, free_port, http_get, tool, Daemon};
+use common::{free_port, http_get, tool, Daemon};
 
 #[global_allocator]
 static A: hakmem::Hakmem = hakmem::Hakmem;
@@ -44,14 +44,7 @@ fn query(prom: SocketAddr, q: &str) -> Option<f64> {
 #[test]
 fn prometheus_scrapes_increasing_counters() {
     let dir = tempfile::tempdir().unwrap();
-    let ci = config_dir().join("ci.toml");
-    let mut soakd = Daemon::spawn(&[
-        "run",
-        "--config",
-        ci.to_str().unwrap(),
-        "--out",
-        dir.path().join("out").to_str().unwrap(),
-    ]);
+    let mut soakd = Daemon::spawn_ci(&dir.path().join("out"));
     let target = soakd.wait_started();
 
     let prom_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();

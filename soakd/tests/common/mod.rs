@@ -41,6 +41,19 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Starts `soakd run` on the ci profile (20 s epochs, an ephemeral port),
+    /// writing its results under `out`.
+    pub fn spawn_ci(out: &std::path::Path) -> Daemon {
+        let ci = config_dir().join("ci.toml");
+        Daemon::spawn(&[
+            "run",
+            "--config",
+            ci.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    }
+
     /// Starts `soakd --log-format json <args>`.
     pub fn spawn(args: &[&str]) -> Daemon {
         let mut child = Command::new(SOAKD)

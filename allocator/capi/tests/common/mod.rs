@@ -192,6 +192,12 @@ pub fn run(mut cmd: Command, limit: Duration) -> Output {
 pub fn run_ok(cmd: Command, limit: Duration) -> String {
     let what = format!("{cmd:?}");
     let out = run(cmd, limit);
+    assert_success(&what, &out);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Panics, with the command and its output, unless it exited with status 0.
+fn assert_success(what: &str, out: &Output) {
     assert!(
         out.status.success(),
         "{what} failed with {}\nstdout:\n{}\nstderr:\n{}",
@@ -199,7 +205,6 @@ pub fn run_ok(cmd: Command, limit: Duration) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Runs a [`preloaded`] command, requires exit status 0 and proof that every
@@ -217,13 +222,7 @@ pub fn run_on_hakmem(mut cmd: Command, limit: Duration) -> String {
         .env("LD_DEBUG_OUTPUT", log.path().join("ld"));
     let what = format!("{cmd:?}");
     let out = run(cmd, limit);
-    assert!(
-        out.status.success(),
-        "{what} failed with {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&what, &out);
     let to_hakmem = format!("to {} [", libhakmem().display());
     let logs = std::fs::read_dir(log.path()).expect("reading LD_DEBUG logs");
     let mut processes = 0;
