@@ -465,3 +465,7 @@ pub fn run_for(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+#[global_allocator]
+static GLOBAL: hakmem::Hakmem = hakmem::Hakmem;

@@ -5,6 +5,9 @@
 
 mod common;
 
+#[global_allocator]
+static A: hakmem_core::Hakmem = hakmem_core::Hakmem;
+
 use common::{
     compile, has_stats_summary, label, libhakmem, preloaded, run, run_ok, TempDir, PROFILES,
 };

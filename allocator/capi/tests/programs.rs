@@ -5,6 +5,9 @@
 
 mod common;
 
+#[global_allocator]
+static A: hakmem_core::Hakmem = hakmem_core::Hakmem;
+
 use common::{label, preloaded, require, run_ok, run_on_hakmem, TempDir, PROFILES};
 use std::io::Write;
 use std::path::Path;

@@ -3,6 +3,9 @@
 
 mod common;
 
+#[global_allocator]
+static A: hakmem_core::Hakmem = hakmem_core::Hakmem;
+
 use common::{compile, label, preloaded, run_on_hakmem, TempDir, PROFILES};
 use std::process::Command;
 use std::time::Duration;
