@@ -17,32 +17,29 @@ use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-#[test]
-fn c_api_conformance() {
-    let dir = TempDir::new("conformance");
-    let exe = compile("conformance.c", dir.path());
+/// Compiles the check program `source` and runs it preloaded under each
+/// profile; it must exit 0 and report that its checks passed.
+fn checks_pass(source: &str, dir_name: &str) {
+    let dir = TempDir::new(dir_name);
+    let exe = compile(source, dir.path());
     for profile in PROFILES {
         let out = run_ok(preloaded(Command::new(&exe), profile), LIMIT);
         assert!(
             out.contains("checks passed"),
-            "{}: unexpected output {out:?}",
+            "{source}, {}: unexpected output {out:?}",
             label(profile)
         );
     }
 }
 
 #[test]
+fn c_api_conformance() {
+    checks_pass("conformance.c", "conformance");
+}
+
+#[test]
 fn cxx_new_delete() {
-    let dir = TempDir::new("cxx");
-    let exe = compile("cxx.cpp", dir.path());
-    for profile in PROFILES {
-        let out = run_ok(preloaded(Command::new(&exe), profile), LIMIT);
-        assert!(
-            out.contains("checks passed"),
-            "{}: unexpected output {out:?}",
-            label(profile)
-        );
-    }
+    checks_pass("cxx.cpp", "cxx");
 }
 
 /// libhakmem.so dlopen'ed by a process that ran on glibc until then: glibc's
