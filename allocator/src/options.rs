@@ -53,8 +53,7 @@ pub struct Options {
     /// Return free memory to the OS: decommit slabs that go back to the shared pool
     /// and unmap empty superslabs beyond `retain_superslabs`.
     pub mem_lean: bool,
-    /// Map and pre-fault the first superslab at start-up and give each new thread
-    /// heap its tiny slabs up front.
+    /// Map and pre-fault one superslab at start-up (the prewarm box).
     pub prewarm: bool,
     /// Release policy: 64 KiB units of empty slabs a thread heap keeps for reuse
     /// before handing them back to the shared pool (the per-thread hysteresis;

@@ -359,10 +359,13 @@ pub(crate) unsafe fn release(s: *mut Slab) {
     if (*ss).in_avail {
         pool.remove_avail(ss);
     }
-    if lean {
+    // Its memory goes back to the OS either way under lean (its slabs were
+    // decommitted), and when it is unmapped under any profile.
+    let retain = release::retain_empty_superslab(pool.retained_count);
+    if lean || !retain {
         stats::SUPERSLABS_RELEASED.fetch_add(1, Relaxed);
     }
-    if release::retain_empty_superslab(pool.retained_count) {
+    if retain {
         (*ss).next = pool.retained;
         pool.retained = ss;
         pool.retained_count += 1;
@@ -375,7 +378,7 @@ pub(crate) unsafe fn release(s: *mut Slab) {
     stats::SUPERSLABS.fetch_sub(1, Relaxed);
 }
 
-/// Maps one pre-faulted superslab into the retained list (the prewarm box).
+/// Maps one pre-faulted superslab into the pool (the prewarm box).
 pub(crate) fn prewarm() {
     let ss = map_superslab(Kind::Small, true);
     if ss.is_null() {
