@@ -119,3 +119,31 @@ fn paths() -> PathCounters {
 fn paths() -> PathCounters {
     PathCounters::default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscall_totals_add_up() {
+        let s = stats();
+        assert_eq!(s.syscalls_total(), s.mmap + s.munmap + s.madvise + s.mremap);
+        assert!(
+            s.mmap > 0,
+            "the test harness has allocated, so hakmem has mapped"
+        );
+    }
+
+    #[cfg(feature = "observe")]
+    #[test]
+    fn path_counters_follow_allocations() {
+        let before = stats().paths;
+        let v: Vec<Box<u64>> = (0..1000).map(Box::new).collect();
+        drop(v);
+        let after = stats().paths;
+        assert!(
+            after.alloc_fast + after.alloc_slow >= before.alloc_fast + before.alloc_slow + 1000
+        );
+        assert!(after.free_local >= before.free_local + 1000);
+    }
+}
