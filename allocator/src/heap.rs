@@ -96,12 +96,10 @@ pub(crate) unsafe fn alloc_zeroed(class: usize, size: usize) -> *mut u8 {
     let heap = tls::get();
     if !heap.is_null() {
         let s = (*heap).cur[class];
-        let b = (*s).free;
-        if !b.is_null() {
-            (*s).free = (*b).next;
-            (*s).used += 1;
-            ptr::write_bytes(b.cast::<u8>(), 0, size);
-            return b.cast();
+        if !(*s).free.is_null() {
+            let b = pop(s);
+            ptr::write_bytes(b, 0, size);
+            return b;
         }
     }
     alloc_slow(class, true)
