@@ -5,26 +5,36 @@
 //! partial slabs, and a small cache of empty slabs.
 //!
 //! Invariants:
-//! - Only the owning thread touches a heap's lists and its slabs' free lists,
-//!   counters and states, so alloc and free of one's own blocks need no lock and
-//!   no atomic read-modify-write. Other threads only push to the heap's inbox.
+//! - The fast paths touch only the current slab's free list (alloc) and the
+//!   freed block's slab (free, when the caller owns it): no lock and no atomic
+//!   read-modify-write. Every slow path of the owner runs under the heap's
+//!   `lock`; so does everything another thread does to the heap (the release
+//!   thread, frees into an orphan heap), so the lists, spares, the empty cache,
+//!   slab states and `rfree` are only ever touched under it.
+//! - Other threads never touch a slab's free list. A remote free pushes to the
+//!   owner's inbox; the release thread may park inbox blocks on a `FULL`
+//!   slab's `rfree` (the owner's fast paths never touch a `FULL` slab's free
+//!   list for allocation) and hand the slab back to the pool once all of its
+//!   blocks are parked.
 //! - `cur[c]` is never null: a heap starts with every class on `EMPTY_SLAB`,
 //!   whose free list is empty, so the fast path needs no null check.
 //! - A slab on the partial list has free blocks or uncarved space; a `FULL` slab
-//!   is on no list and goes back to the partial list on its first local free.
-//! - Heaps are never unmapped: at thread exit a heap goes to the idle list with
-//!   whatever it still owns, and the next new thread adopts it, so blocks freed
-//!   remotely into an exited thread's heap are reused, and 10,000 short-lived
-//!   threads need one heap each at most at a time.
+//!   is on no list and goes back to the partial list on its first free.
+//! - Life cycle: a heap is *attached* (one thread owns it) or *orphan* (its
+//!   thread exited, died, or is a fork parent's other thread). An orphan heap
+//!   keeps only slabs with live blocks; frees into it are done directly under
+//!   its lock and return each slab as it empties. Heaps are never unmapped: an
+//!   orphan waits on the idle list and the next new thread adopts it, so 10,000
+//!   short-lived threads need one heap each at most at a time.
 
 use crate::lock::SpinLock;
 use crate::remote::{Block, Inbox};
 use crate::segmap::Chunk;
 use crate::size_class::{CLASS_SIZE, NUM_CLASSES};
 use crate::superslab::{self, state, Kind, Slab, EMPTY_SLAB};
-use crate::{check, init, os, release, tls};
+use crate::{check, init, os, reclaim, release, tls};
 use core::ptr::{self, null_mut};
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 #[repr(C)]
 pub(crate) struct Heap {
@@ -45,6 +55,21 @@ pub(crate) struct Heap {
     /// Units retired since the heap last took a slab: a heap that keeps
     /// retiring without taking is shrinking, not churning.
     retired_since_take: u32,
+    /// Serialises the owner's slow paths with other threads' work on the heap.
+    lock: SpinLock<()>,
+    /// The owner's slow paths so far; the release thread calls a heap idle
+    /// when this has not moved for `release::IDLE_MS`.
+    slow_paths: AtomicU32,
+    /// Release thread's view (under the lock): `slow_paths` when last seen
+    /// moving, when that was, and when the owner's thread was last looked for.
+    seen_slow_paths: u32,
+    seen_at: u64,
+    tid_checked_at: u64,
+    /// The owner's kernel thread id.
+    tid: i32,
+    /// Attached after the thread's own exit hook ran (an allocating TLS
+    /// destructor of another library): reclaimed as soon as the thread is gone.
+    exiting: bool,
     /// Next heap in the registry of all heaps (append-only).
     next_all: *mut Heap,
     /// Next heap on the idle list.
@@ -70,8 +95,43 @@ impl Heap {
         self.cache_low = 0;
         self.period_start = 0;
         self.retired_since_take = 0;
+        self.lock = SpinLock::new(());
+        self.slow_paths = AtomicU32::new(0);
+        self.seen_slow_paths = 0;
+        self.seen_at = 0;
+        self.tid_checked_at = 0;
+        self.tid = 0;
+        self.exiting = false;
         self.inbox = Inbox::new();
     }
+}
+
+/// A held heap lock. Holds a raw pointer, not a reference, so that the heap
+/// can be used through `&mut` while it is held.
+struct Locked(*const SpinLock<()>, bool);
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        if self.1 {
+            // SAFETY: heaps are never freed, so the lock outlives the guard.
+            unsafe { (*self.0).force_unlock() }
+        }
+    }
+}
+
+unsafe fn lock_heap(h: *mut Heap) -> Locked {
+    let l = ptr::addr_of!((*h).lock);
+    Locked(l, (*l).acquire())
+}
+
+unsafe fn try_lock_heap(h: *mut Heap) -> Option<Locked> {
+    let l = ptr::addr_of!((*h).lock);
+    Some(Locked(l, (*l).try_acquire()?))
+}
+
+#[inline(always)]
+unsafe fn used(s: *mut Slab) -> u32 {
+    (*s).used.load(Ordering::Relaxed)
 }
 
 /// Allocates a block of `class` (fast path).
@@ -83,7 +143,8 @@ pub(crate) unsafe fn alloc(class: usize) -> *mut u8 {
         let b = (*s).free;
         if !b.is_null() {
             (*s).free = (*b).next;
-            (*s).used += 1;
+            (*b).mark_used();
+            (*s).used.store(used(s) + 1, Ordering::Relaxed);
             observe!(heap, alloc_fast);
             return b.cast();
         }
@@ -113,54 +174,65 @@ pub(crate) unsafe fn free(p: *mut u8, chunk: Chunk) {
         // Also rejects pointers into the header slab, which is always FREE.
         (*s).check_block(p);
     }
+    let b = p.cast::<Block>();
+    (*b).mark_free();
     let heap = tls::get();
     let owner = (*s).owner.load(Ordering::Relaxed);
     if owner == heap {
-        free_local(heap, s, p.cast());
+        free_local(heap, s, b);
     } else {
         if !heap.is_null() {
             observe!(heap, free_remote);
         }
-        (*owner).inbox.push(p.cast());
+        if (*owner).inbox.is_orphan() {
+            free_orphan(owner, b);
+        } else {
+            (*owner).inbox.push(b);
+        }
     }
 }
 
 #[inline(always)]
 unsafe fn free_local(heap: *mut Heap, s: *mut Slab, b: *mut Block) {
+    // No `used == 0` test here: the block's tag already caught a double free.
     let head = (*s).free;
-    if check::CHECKS && (head == b || (*s).used == 0) {
-        check::fatal("free(): double free", b.cast());
-    }
+    let n = used(s);
     (*b).next = head;
     (*s).free = b;
-    (*s).used -= 1;
+    // Release: the release thread reads `used` to decide that a FULL slab has
+    // no live block left; the link and the list head must be visible first.
+    (*s).used.store(n - 1, Ordering::Release);
     observe!(heap, free_local);
     // A FULL slab had an empty free list, so one test covers both cases.
-    if (*s).used == 0 || head.is_null() {
-        free_slow(&mut *heap, s);
+    if n == 1 || head.is_null() {
+        free_slow(heap, s);
     }
 }
 
 #[cold]
 #[inline(never)]
-unsafe fn free_slow(heap: &mut Heap, s: *mut Slab) {
-    let class = (*s).class as usize;
-    if (*s).used == 0 && (*s).state != state::CURRENT {
-        if (*s).state == state::PARTIAL {
-            heap.unlink_partial(class, s);
-        }
-        // Each class keeps its last empty slab as a spare, so a class hovering
-        // at a slab boundary does not thrash; any further one leaves the class.
-        if heap.spare[class].is_null() && release::keep_spare(units((*s).kind)) {
-            (*s).state = state::CACHED;
-            heap.spare[class] = s;
-        } else {
-            heap.retire(s);
-        }
-    } else if (*s).state == state::FULL {
-        (*s).state = state::PARTIAL;
-        heap.push_partial(class, s);
+unsafe fn free_slow(heap: *mut Heap, s: *mut Slab) {
+    let _l = lock_heap(heap);
+    // The release thread may have handed the slab back meanwhile (all its
+    // other blocks were parked): then it is no longer ours to touch.
+    if (*s).owner.load(Ordering::Relaxed) == heap {
+        (*heap).note_slow_path();
+        (*heap).free_slow_locked(s);
     }
+}
+
+/// A free into a heap no thread owns: done here, under its lock.
+#[cold]
+#[inline(never)]
+unsafe fn free_orphan(owner: *mut Heap, b: *mut Block) {
+    let l = lock_heap(owner);
+    if !(*owner).inbox.is_orphan() {
+        // Adopted meanwhile: the new owner drains its inbox.
+        drop(l);
+        (*owner).inbox.push(b);
+        return;
+    }
+    (*owner).give_back(superslab::slab_of(b.cast()), b);
 }
 
 #[cold]
@@ -174,14 +246,28 @@ unsafe fn alloc_slow(class: usize, zero: bool) -> *mut u8 {
         }
     }
     observe!(heap, alloc_slow);
+    let l = lock_heap(heap);
+    (*heap).note_slow_path();
     let Fresh(b, dirty) = (*heap).refill(class, zero);
+    let pass_due = (*heap).pass_due();
+    drop(l);
     if zero && dirty && !b.is_null() {
         ptr::write_bytes(b, 0, CLASS_SIZE[class] as usize);
+    }
+    if pass_due {
+        // No release thread runs (a single-threaded process, or a fork
+        // child): this thread does its work now and then, outside its lock.
+        reclaim::pass(false);
     }
     b
 }
 
 impl Heap {
+    fn note_slow_path(&self) {
+        let n = self.slow_paths.load(Ordering::Relaxed);
+        self.slow_paths.store(n.wrapping_add(1), Ordering::Relaxed);
+    }
+
     /// Finds a block for `class` once the current slab's free list is empty.
     /// Returns the block and whether it may hold old data.
     unsafe fn refill(&mut self, class: usize, zero: bool) -> Fresh {
@@ -189,11 +275,11 @@ impl Heap {
         if self.refills.is_multiple_of(release::DECAY_CHECK_EVERY) {
             self.decay_cache();
         }
-        let s = self.cur[class];
         // Blocks other threads gave back come before fresh memory.
         if !self.inbox.is_empty() {
             self.drain_inbox();
         }
+        let s = self.cur[class];
         if !(*s).free.is_null() {
             return Fresh(pop(s), true);
         }
@@ -250,12 +336,96 @@ impl Heap {
         carve(n, zero).unwrap_or(Fresh(null_mut(), false))
     }
 
+    /// Whether this thread should run the release thread's pass itself.
+    fn pass_due(&self) -> bool {
+        self.refills.is_multiple_of(release::DECAY_CHECK_EVERY) && !reclaim::running()
+    }
+
+    /// The owner's slow path for a slab whose free list was empty (a `FULL`
+    /// slab) or that has just become empty.
+    unsafe fn free_slow_locked(&mut self, s: *mut Slab) {
+        let class = (*s).class as usize;
+        if (*s).state == state::FULL {
+            self.unpark(s);
+            (*s).state = state::PARTIAL;
+            self.push_partial(class, s);
+        }
+        if used(s) != 0 {
+            return;
+        }
+        match (*s).state {
+            state::PARTIAL => self.unlink_partial(class, s),
+            state::CURRENT => {
+                let u = units((*s).kind);
+                if !self.is_orphan() && release::keep_empty_current(u, self.shrinking()) {
+                    return;
+                }
+                self.cur[class] = EMPTY_SLAB.get();
+            }
+            _ => return,
+        }
+        self.empty_slab(class, s);
+    }
+
+    /// An empty slab leaves its class: the class's spare, the cache, or the pool.
+    unsafe fn empty_slab(&mut self, class: usize, s: *mut Slab) {
+        if self.is_orphan() {
+            superslab::release(s);
+        } else if self.spare[class].is_null() && release::keep_spare(units((*s).kind)) {
+            // Each class keeps its last empty slab as a spare, so a class
+            // hovering at a slab boundary does not thrash.
+            (*s).state = state::CACHED;
+            self.spare[class] = s;
+        } else {
+            self.retire(s);
+        }
+    }
+
+    fn is_orphan(&self) -> bool {
+        self.inbox.is_orphan()
+    }
+
+    /// Retiring more than the cache target without taking a slab back.
+    fn shrinking(&self) -> bool {
+        self.retired_since_take > release::heap_cache_target()
+    }
+
+    /// Gives a parked block list (`rfree`, see `park`) back to the slab's free list.
+    unsafe fn unpark(&mut self, s: *mut Slab) {
+        let mut b = (*s).rfree;
+        while !b.is_null() {
+            let next = (*b).next;
+            (*b).next = (*s).free;
+            (*s).free = b;
+            b = next;
+        }
+        (*s).used.store(used(s) - (*s).rcount, Ordering::Relaxed);
+        (*s).rfree = null_mut();
+        (*s).rcount = 0;
+    }
+
+    /// Frees a block of one of this heap's slabs under the lock (a drained
+    /// inbox block, or a free into an orphan heap). Its tag is already set.
+    unsafe fn give_back(&mut self, s: *mut Slab, b: *mut Block) {
+        let head = (*s).free;
+        let n = used(s);
+        if check::CHECKS && n == 0 {
+            check::fatal("free(): double free", b.cast());
+        }
+        (*b).next = head;
+        (*s).free = b;
+        (*s).used.store(n - 1, Ordering::Relaxed);
+        if n == 1 || head.is_null() {
+            self.free_slow_locked(s);
+        }
+    }
+
     /// Frees every block other threads pushed into this heap's inbox.
     unsafe fn drain_inbox(&mut self) {
         let mut b = self.inbox.take_all();
         while !b.is_null() {
             let next = (*b).next;
-            free_local(self as *mut Heap, superslab::slab_of(b.cast()), b);
+            self.give_back(superslab::slab_of(b.cast()), b);
             b = next;
         }
     }
@@ -280,22 +450,21 @@ impl Heap {
         }
     }
 
-    /// An empty slab leaves its class: kept in the heap's cache or pooled, and
-    /// the cache trimmed to what the release policy allows now.
+    /// An empty slab goes to the heap's cache or the pool, and the cache is
+    /// trimmed to what the release policy allows now.
     unsafe fn retire(&mut self, s: *mut Slab) {
         let u = units((*s).kind);
+        let was_shrinking = self.shrinking();
         self.retired_since_take = self.retired_since_take.saturating_add(u);
         // A heap that retired more than its cache can hold without taking a
         // slab back is shrinking: its cache settles at the target at once.
-        let shrinking = self.retired_since_take > release::heap_cache_cap();
-        let limit = if shrinking {
+        let limit = if self.retired_since_take > release::heap_cache_cap() {
             release::heap_cache_target()
         } else {
             release::heap_cache_cap()
         };
         if self.empty_units + u <= limit {
             (*s).state = state::CACHED;
-            (*s).pristine &= (*s).carve == (*s).start;
             (*s).next = self.empty[(*s).kind as usize];
             self.empty[(*s).kind as usize] = s;
             self.empty_units += u;
@@ -304,6 +473,21 @@ impl Heap {
         }
         while self.empty_units > limit {
             self.release_cached();
+        }
+        if !was_shrinking && self.shrinking() {
+            self.retire_empty_current();
+        }
+    }
+
+    /// A shrinking heap lets go of its empty current slabs too, so a thread
+    /// that freed everything and went idle does not sit on one per class.
+    unsafe fn retire_empty_current(&mut self) {
+        for c in 0..NUM_CLASSES {
+            let s = self.cur[c];
+            if s != EMPTY_SLAB.get() && used(s) == 0 {
+                self.cur[c] = EMPTY_SLAB.get();
+                self.empty_slab(c, s);
+            }
         }
     }
 
@@ -338,15 +522,10 @@ impl Heap {
         units(k)
     }
 
-    /// Gives back everything that can go: called when the owning thread exits.
-    unsafe fn detach(&mut self) {
-        self.drain_inbox();
+    /// Gives back every spare and cached slab (the owner need not be stopped:
+    /// its fast paths never touch them).
+    unsafe fn release_spares_and_cache(&mut self) {
         for c in 0..NUM_CLASSES {
-            let s = self.cur[c];
-            if s != EMPTY_SLAB.get() && (*s).used == 0 {
-                superslab::release(s);
-                self.cur[c] = EMPTY_SLAB.get();
-            }
             let spare = self.spare[c];
             if !spare.is_null() {
                 self.spare[c] = null_mut();
@@ -356,6 +535,69 @@ impl Heap {
         while self.empty_units > 0 {
             self.release_cached();
         }
+    }
+
+    /// The heap loses its thread: everything that can go goes, and the rest
+    /// waits for frees, which come directly from now on.
+    unsafe fn make_orphan(&mut self) {
+        self.inbox.set_orphan(true);
+        self.drain_inbox();
+        for c in 0..NUM_CLASSES {
+            let s = self.cur[c];
+            if s != EMPTY_SLAB.get() && used(s) == 0 {
+                self.cur[c] = EMPTY_SLAB.get();
+                superslab::release(s);
+            }
+        }
+        self.release_spares_and_cache();
+        self.tid = 0;
+        self.exiting = false;
+    }
+
+    /// Parks the inbox's blocks of `FULL` slabs on their slab (`rfree`), and
+    /// hands back each slab whose blocks are now all parked; blocks of other
+    /// slabs go back to the inbox for the owner. For an idle owner, whose
+    /// inbox nobody else drains.
+    unsafe fn park_inbox(&mut self) {
+        let mut b = self.inbox.take_all();
+        let (mut first, mut last): (*mut Block, *mut Block) = (null_mut(), null_mut());
+        while !b.is_null() {
+            let next = (*b).next;
+            let s = superslab::slab_of(b.cast());
+            if (*s).state == state::FULL {
+                (*b).next = (*s).rfree;
+                (*s).rfree = b;
+                (*s).rcount += 1;
+                // Acquire: pairs with the owner's release store in `free_local`.
+                if (*s).rcount == (*s).used.load(Ordering::Acquire) {
+                    superslab::release(s);
+                }
+            } else {
+                (*b).next = first;
+                if first.is_null() {
+                    last = b;
+                }
+                first = b;
+            }
+            b = next;
+        }
+        if !first.is_null() {
+            self.inbox.push_chain(first, last);
+        }
+    }
+
+    /// Gives back every empty slab an attached heap can spare, its own
+    /// current ones too: only for the calling thread's own heap.
+    unsafe fn trim_own(&mut self) {
+        self.drain_inbox();
+        for c in 0..NUM_CLASSES {
+            let s = self.cur[c];
+            if s != EMPTY_SLAB.get() && used(s) == 0 {
+                self.cur[c] = EMPTY_SLAB.get();
+                superslab::release(s);
+            }
+        }
+        self.release_spares_and_cache();
     }
 }
 
@@ -374,7 +616,8 @@ struct Fresh(*mut u8, bool);
 unsafe fn pop(s: *mut Slab) -> *mut u8 {
     let b = (*s).free;
     (*s).free = (*b).next;
-    (*s).used += 1;
+    (*b).mark_used();
+    (*s).used.store(used(s) + 1, Ordering::Relaxed);
     b.cast()
 }
 
@@ -382,14 +625,15 @@ unsafe fn pop(s: *mut Slab) -> *mut u8 {
 /// a batch of up to a page (at most `CARVE_MAX` blocks) onto the free list.
 unsafe fn carve(s: *mut Slab, zero: bool) -> Option<Fresh> {
     let bs = (*s).block_size as usize;
-    let first = (*s).carve;
+    let first = (*s).carve.load(Ordering::Relaxed);
     if first >= (*s).carve_end {
         return None;
     }
-    (*s).used += 1;
-    if zero && (*s).pristine {
+    (*s).used.store(used(s) + 1, Ordering::Relaxed);
+    if zero && first >= (*s).dirty {
         // Hand out one untouched block: its pages read as zero.
-        (*s).carve = first.add(bs);
+        (*s).carve.store(first.add(bs), Ordering::Relaxed);
+        (*s).dirty = first.add(bs);
         return Some(Fresh(first, false));
     }
     let left = ((*s).carve_end as usize - first as usize) / bs;
@@ -403,8 +647,11 @@ unsafe fn carve(s: *mut Slab, zero: bool) -> Option<Fresh> {
         head = q.cast();
     }
     (*s).free = head;
-    (*s).carve = end;
-    Some(Fresh(first, true))
+    (*s).carve.store(end, Ordering::Relaxed);
+    (*first.cast::<Block>()).mark_used();
+    let dirty = first < (*s).dirty;
+    (*s).dirty = (*s).dirty.max(end);
+    Some(Fresh(first, dirty))
 }
 
 struct Registry {
@@ -416,13 +663,15 @@ struct Registry {
 // SAFETY: the raw pointers are only used under REGISTRY's lock.
 unsafe impl Send for Registry {}
 
+/// Lock order: REGISTRY, then heap locks, then the pool's and large cache's.
+/// Nobody takes REGISTRY while holding a heap lock.
 static REGISTRY: SpinLock<Registry> = SpinLock::new(Registry {
     idle: null_mut(),
     arena: null_mut(),
     arena_left: 0,
 });
 
-/// Every heap ever made, for statistics (append-only, lock-free reads).
+/// Every heap ever made (append-only, lock-free reads).
 static ALL_HEAPS: AtomicPtr<Heap> = AtomicPtr::new(null_mut());
 
 const ARENA_CHUNK: usize = 256 << 10;
@@ -449,7 +698,6 @@ unsafe fn attach() -> *mut Heap {
         h = reg.arena.cast();
         reg.arena = reg.arena.add(size);
         reg.arena_left -= size;
-        // The arena is fresh zeroed memory: a zero `Heap` is valid but for `cur`.
         (*h).init();
         let mut head = ALL_HEAPS.load(Ordering::Relaxed);
         loop {
@@ -461,41 +709,150 @@ unsafe fn attach() -> *mut Heap {
         }
     }
     drop(reg);
+    {
+        let _l = lock_heap(h);
+        (*h).inbox.set_orphan(false);
+        (*h).tid = os::gettid();
+        (*h).exiting = init::thread_has_exited();
+    }
     tls::set(h);
     init::register_thread_exit(h);
+    reclaim::heap_attached();
     h
 }
 
-/// Thread exit: hands the heap back (the pthread key destructor calls this).
+/// Thread exit: hands the heap back (the thread-exit hook calls this).
 pub(crate) unsafe fn detach(h: *mut Heap) {
     tls::set(null_mut());
     if h.is_null() {
         return;
     }
-    (*h).detach();
+    {
+        let _l = lock_heap(h);
+        (*h).make_orphan();
+    }
+    to_idle_list(h);
+}
+
+unsafe fn to_idle_list(h: *mut Heap) {
+    reclaim::heap_detached();
     let mut reg = REGISTRY.lock();
     (*h).next_idle = reg.idle;
     reg.idle = h;
 }
 
-/// Fork support: the registry lock is held across fork.
+/// Visits every heap ever made.
+fn each_heap(mut f: impl FnMut(*mut Heap)) {
+    let mut h = ALL_HEAPS.load(Ordering::Acquire);
+    while !h.is_null() {
+        f(h);
+        // SAFETY: heaps are never freed; the registry only appends.
+        h = unsafe { (*h).next_all };
+    }
+}
+
+/// One pass of the release thread over every heap (also run by a thread's
+/// own slow path when no release thread runs). `all`: treat every heap as
+/// idle (`malloc_trim`). Heaps whose lock is busy are skipped until next time.
+pub(crate) fn reclaim_pass(now: u64, all: bool) {
+    let me = tls::get();
+    each_heap(|h| {
+        // SAFETY: heaps are never freed; everything below runs under the
+        // heap's lock, as the owner's slow paths do.
+        unsafe {
+            let Some(l) = try_lock_heap(h) else { return };
+            let hp = &mut *h;
+            if hp.is_orphan() {
+                // Blocks pushed just before the heap lost its thread, and
+                // what a fork child's orphans still cache.
+                hp.make_orphan();
+                return;
+            }
+            if h == me {
+                if all {
+                    hp.trim_own();
+                }
+                return;
+            }
+            let n = hp.slow_paths.load(Ordering::Relaxed);
+            if n != hp.seen_slow_paths || hp.seen_at == 0 {
+                hp.seen_slow_paths = n;
+                hp.seen_at = now;
+            }
+            let idle = all || now.saturating_sub(hp.seen_at) >= release::IDLE_MS;
+            if !(idle || hp.exiting) {
+                return;
+            }
+            if hp.exiting || now.saturating_sub(hp.tid_checked_at) >= release::IDLE_MS {
+                hp.tid_checked_at = now;
+                if !os::thread_alive(hp.tid) {
+                    // Its thread is gone without handing it back (an exit
+                    // hook that could not run, or a late TLS destructor).
+                    hp.make_orphan();
+                    drop(l);
+                    to_idle_list(h);
+                    return;
+                }
+            }
+            if idle {
+                hp.release_spares_and_cache();
+                hp.park_inbox();
+            }
+        }
+    });
+}
+
+/// Fork support: the registry lock, then every heap's lock, are held across
+/// fork, so that no heap is in the middle of a slow path in the child.
 pub(crate) fn lock_for_fork() {
     REGISTRY.acquire();
+    // SAFETY: heaps are never freed.
+    each_heap(|h| unsafe {
+        (*h).lock.acquire();
+    });
 }
 
 pub(crate) fn unlock_after_fork() {
+    // SAFETY: heaps are never freed.
+    each_heap(|h| unsafe { (*h).lock.force_unlock() });
     REGISTRY.force_unlock();
+}
+
+/// In a fork child only the forking thread survives: every other attached
+/// heap becomes an orphan, so its blocks come back as the child frees them.
+pub(crate) fn orphan_other_threads_heaps() {
+    let me = tls::get();
+    each_heap(|h| {
+        // SAFETY: heaps are never freed; the child is single-threaded now.
+        unsafe {
+            if h != me && !(*h).is_orphan() {
+                {
+                    let _l = lock_heap(h);
+                    (*h).inbox.set_orphan(true);
+                    (*h).tid = 0;
+                }
+                to_idle_list(h);
+            }
+        }
+    });
+}
+
+/// Gives back whatever heap memory can go now (`malloc_trim`).
+pub(crate) fn trim() {
+    let me = tls::get();
+    if !me.is_null() {
+        // SAFETY: the calling thread's own heap, under its lock.
+        unsafe {
+            let _l = lock_heap(me);
+            (*me).trim_own();
+        }
+    }
+    reclaim_pass(os::coarse_ms(), true);
 }
 
 /// Visits every heap ever made (statistics).
 #[cfg(feature = "observe")]
 pub(crate) fn for_each(mut f: impl FnMut(&Heap)) {
-    let mut h = ALL_HEAPS.load(Ordering::Acquire);
-    while !h.is_null() {
-        // SAFETY: heaps are never freed; the registry only appends.
-        unsafe {
-            f(&*h);
-            h = (*h).next_all;
-        }
-    }
+    // SAFETY: heaps are never freed.
+    each_heap(|h| f(unsafe { &*h }));
 }

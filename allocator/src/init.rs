@@ -8,8 +8,19 @@
 //!   initialisation runs (even recursively) simply proceeds.
 //! - It runs at load time from `.init_array` (so an LD_PRELOADed library has its
 //!   fork handlers before `main`), and lazily on the first heap attach.
+//! - Thread exit: the pthread key's destructor re-arms itself until glibc's
+//!   last destructor pass, so allocating destructors of other libraries in the
+//!   earlier passes keep the heap; one that allocates after that attaches a
+//!   heap marked `exiting`, which the release thread reclaims once the thread
+//!   is gone. At unload the key is deleted, so a `dlclose`d libhakmem is never
+//!   called back.
+//! - Fork: the prepare handler takes every lock (registry, each heap, pool,
+//!   large cache). Locks are re-entrant, so the prepare handlers glibc runs
+//!   after ours (those registered before hakmem's, in reverse order) may
+//!   malloc and free. The child releases them and turns the other threads'
+//!   heaps into orphans, so their blocks come back as the child frees them.
 
-use crate::{check, heap, large, options, stats, superslab};
+use crate::{check, heap, large, options, os, reclaim, remote, stats, superslab, tls};
 use core::sync::atomic::{AtomicU8, Ordering};
 
 static STATE: AtomicU8 = AtomicU8::new(0);
@@ -35,6 +46,8 @@ fn initialise() {
         return; // done, or being done (perhaps by this very thread, recursively)
     }
     options::load_env();
+    remote::init_tag_key();
+    os::note_pid();
     // SAFETY: pthread_key_create and pthread_atfork only register callbacks,
     // which are `extern "C"` functions valid for the life of the process; the
     // key is written once, here, before KEY_READY publishes it.
@@ -57,7 +70,30 @@ pub(crate) fn register_thread_exit(h: *mut heap::Heap) {
     }
 }
 
+/// glibc's `PTHREAD_DESTRUCTOR_ITERATIONS`: key destructors run in at most
+/// this many passes.
+const DESTRUCTOR_PASSES: usize = 4;
+/// Set in the thread's exit-state word once its heap was handed back.
+const EXITED: usize = 1 << 8;
+
+/// Whether this thread's exit hook already handed its heap back.
+pub(crate) fn thread_has_exited() -> bool {
+    tls::state() & EXITED != 0
+}
+
 extern "C" fn thread_exit(h: *mut libc::c_void) {
+    let st = tls::state();
+    let pass = (st & 0xff) + 1;
+    if pass < DESTRUCTOR_PASSES && st & EXITED == 0 {
+        // Not the last pass: stay armed, so that destructors of other keys
+        // that allocate in this pass still find the heap.
+        tls::set_state(pass);
+        // SAFETY: the key exists (this destructor runs for it); setspecific
+        // on a small key does not allocate.
+        unsafe { libc::pthread_setspecific(EXIT_KEY, h) };
+        return;
+    }
+    tls::set_state(st | EXITED);
     // SAFETY: the key's value is the heap this thread attached, and the thread
     // is exiting, so nobody else uses it as its own heap.
     unsafe { heap::detach(h.cast()) };
@@ -75,11 +111,13 @@ extern "C" fn fork_parent() {
     heap::unlock_after_fork();
 }
 
-/// In the child only the forking thread survives; the other threads' heaps stay
-/// as they were (their memory is simply not reused), and the locks, held by
-/// this thread across fork, are released.
+/// In the child only the forking thread survives: the locks, held by it
+/// across fork, are released, and the other threads' heaps become orphans.
 extern "C" fn fork_child() {
     fork_parent();
+    os::note_pid();
+    reclaim::after_fork_in_child(!tls::get().is_null());
+    heap::orphan_other_threads_heaps();
 }
 
 extern "C" fn at_load() {
@@ -87,6 +125,12 @@ extern "C" fn at_load() {
 }
 
 extern "C" fn at_unload() {
+    reclaim::stop();
+    if KEY_READY.swap(0, Ordering::AcqRel) == 1 {
+        // SAFETY: the key was created at start-up; deleting it means no
+        // thread calls `thread_exit` after this library is unmapped.
+        unsafe { libc::pthread_key_delete(EXIT_KEY) };
+    }
     if options::print_stats_at_exit() {
         print_summary();
     }

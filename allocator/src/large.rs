@@ -273,6 +273,25 @@ unsafe fn offer_to_cache(map: *mut u8, len: usize) -> bool {
     true
 }
 
+/// Placeholder until the large cache decays by age (merged from the arena work).
+pub(crate) fn decay(_now: u64) {}
+
+/// Unmaps every cached mapping now (`malloc_trim`).
+pub(crate) fn trim() {
+    loop {
+        let mut c = CACHE.lock();
+        if c.count == 0 {
+            return;
+        }
+        c.count -= 1;
+        let (map, len) = c.maps[c.count];
+        c.bytes -= len as u64;
+        drop(c);
+        segmap::set(map as *const u8, Chunk::Foreign);
+        os::unmap(map as *mut u8, len);
+    }
+}
+
 /// Fork support: the cache lock is held across fork.
 pub(crate) fn lock_for_fork() {
     CACHE.acquire();

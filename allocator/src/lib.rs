@@ -42,6 +42,7 @@ mod lock;
 pub mod options;
 mod os;
 mod prewarm;
+mod reclaim;
 mod release;
 mod remote;
 mod segmap;
@@ -53,6 +54,17 @@ mod tls;
 pub use init::print_summary as print_stats;
 pub use options::{options, set_options, set_profile, Options, Profile};
 pub use stats::{stats, PathCounters, Stats};
+
+/// Gives free memory back to the OS now, as `malloc_trim` does: the calling
+/// thread's empty slabs, every heap's spare and cached slabs, the slabs whose
+/// blocks all came back, and the large-block cache. Returns whether any
+/// memory went back.
+pub fn trim() -> bool {
+    let before = stats::stats();
+    reclaim::trim();
+    let after = stats::stats();
+    after.madvise + after.munmap > before.madvise + before.munmap
+}
 
 #[cfg(test)]
 #[global_allocator]

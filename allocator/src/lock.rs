@@ -1,44 +1,75 @@
-//! A tiny spin lock for the allocator's few global structures.
+//! A tiny spin lock for the allocator's few shared structures.
 //!
 //! Invariants:
-//! - Only slow paths take a lock (superslab pool, heap registry, large cache);
-//!   the alloc/free fast path never does.
+//! - Only slow paths take a lock (superslab pool, heap registry, large cache,
+//!   each heap's slow-path lock); the alloc/free fast path never does.
 //! - It never allocates, so it is usable inside malloc and before the C library
 //!   is initialised, and `force_unlock` lets a fork child reset it.
+//! - It is re-entrant for the thread that holds it. Normal code never nests a
+//!   lock; the case is fork: hakmem's prepare handler holds every lock, and
+//!   glibc then runs the prepare handlers registered *before* hakmem's, which
+//!   may malloc and free on the same thread. Re-entry lets them, where a plain
+//!   spin lock would spin for ever.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 pub(crate) struct SpinLock<T> {
-    locked: AtomicBool,
+    /// `pthread_self()` of the holder; 0 when free.
+    holder: AtomicUsize,
     value: UnsafeCell<T>,
 }
 
-// SAFETY: access to `value` is serialised by `locked` (see `lock`).
+// SAFETY: access to `value` is serialised by `holder` (see `lock`).
 unsafe impl<T: Send> Sync for SpinLock<T> {}
+
+/// This thread's identity (`pthread_self`, a TLS read; never 0).
+fn me() -> usize {
+    // SAFETY: pthread_self has no preconditions and does not allocate.
+    unsafe { libc::pthread_self() as usize }
+}
 
 impl<T> SpinLock<T> {
     pub(crate) const fn new(value: T) -> Self {
         SpinLock {
-            locked: AtomicBool::new(false),
+            holder: AtomicUsize::new(0),
             value: UnsafeCell::new(value),
         }
     }
 
     pub(crate) fn lock(&self) -> Guard<'_, T> {
-        self.acquire();
-        Guard { lock: self }
+        let taken = self.acquire();
+        Guard { lock: self, taken }
     }
 
-    /// Takes the lock without a guard: paired with `force_unlock` around fork.
-    pub(crate) fn acquire(&self) {
-        let mut spins = 0u32;
-        while self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
+    /// `acquire` without waiting: `None` if another thread holds the lock.
+    pub(crate) fn try_acquire(&self) -> Option<bool> {
+        let me = me();
+        match self
+            .holder
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
         {
-            while self.locked.load(Ordering::Relaxed) {
+            Ok(_) => Some(true),
+            Err(h) if h == me => Some(false),
+            Err(_) => None,
+        }
+    }
+
+    /// Takes the lock without a guard (paired with `force_unlock` around
+    /// fork). Returns false when this thread already held it.
+    pub(crate) fn acquire(&self) -> bool {
+        let me = me();
+        let mut spins = 0u32;
+        loop {
+            match self
+                .holder
+                .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(h) if h == me => return false,
+                Err(_) => {}
+            }
+            while self.holder.load(Ordering::Relaxed) != 0 {
                 spins += 1;
                 if spins < 64 {
                     core::hint::spin_loop();
@@ -52,12 +83,14 @@ impl<T> SpinLock<T> {
 
     /// Releases the lock whoever holds it: after `acquire`, or in a fork child.
     pub(crate) fn force_unlock(&self) {
-        self.locked.store(false, Ordering::Release);
+        self.holder.store(0, Ordering::Release);
     }
 }
 
 pub(crate) struct Guard<'a, T> {
     lock: &'a SpinLock<T>,
+    /// False for a re-entrant guard, which leaves the lock to its outer holder.
+    taken: bool,
 }
 
 impl<T> core::ops::Deref for Guard<'_, T> {
@@ -70,14 +103,17 @@ impl<T> core::ops::Deref for Guard<'_, T> {
 
 impl<T> core::ops::DerefMut for Guard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: the guard holds the lock exclusively.
+        // SAFETY: the guard holds the lock; a re-entrant guard exists only
+        // while its outer holder (fork's prepare handler) does not use the value.
         unsafe { &mut *self.lock.value.get() }
     }
 }
 
 impl<T> Drop for Guard<'_, T> {
     fn drop(&mut self) {
-        self.lock.force_unlock();
+        if self.taken {
+            self.lock.force_unlock();
+        }
     }
 }
 
@@ -101,5 +137,28 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(*L.lock(), 40_000);
+    }
+
+    #[test]
+    fn the_holder_may_take_it_again() {
+        static L: SpinLock<u32> = SpinLock::new(0);
+        let outer = L.lock();
+        {
+            let mut inner = L.lock();
+            *inner += 1;
+            assert_eq!(L.try_acquire(), Some(false));
+        }
+        // Still held by `outer`: another thread cannot take it.
+        let other = std::thread::spawn(|| L.try_acquire().is_none())
+            .join()
+            .unwrap();
+        assert!(other);
+        drop(outer);
+        let taken = std::thread::spawn(|| {
+            let t = L.try_acquire();
+            L.force_unlock();
+            t
+        });
+        assert_eq!(taken.join().unwrap(), Some(true));
     }
 }

@@ -64,6 +64,10 @@ pub struct Options {
     pub retain_superslabs: u32,
     /// Bytes of freed large mappings kept for reuse instead of being unmapped.
     pub large_cache_bytes: u64,
+    /// Run the background release thread (named `hakmem-release`, started
+    /// when a second thread allocates) that returns the memory of idle and
+    /// exited threads.
+    pub release_thread: bool,
 }
 
 impl Options {
@@ -77,6 +81,7 @@ impl Options {
                 heap_empty_slabs: 64,
                 retain_superslabs: u32::MAX,
                 large_cache_bytes: 256 << 20,
+                release_thread: false,
             },
             Profile::Balanced => Options {
                 profile,
@@ -85,6 +90,7 @@ impl Options {
                 heap_empty_slabs: 16,
                 retain_superslabs: 4,
                 large_cache_bytes: 32 << 20,
+                release_thread: true,
             },
             Profile::Lean => Options {
                 profile,
@@ -93,6 +99,7 @@ impl Options {
                 heap_empty_slabs: 8,
                 retain_superslabs: 0,
                 large_cache_bytes: 0,
+                release_thread: true,
             },
         }
     }
@@ -110,6 +117,7 @@ static PREWARM: AtomicBool = AtomicBool::new(false);
 static HEAP_EMPTY_SLABS: AtomicU32 = AtomicU32::new(16);
 static RETAIN_SUPERSLABS: AtomicU32 = AtomicU32::new(4);
 static LARGE_CACHE_BYTES: AtomicU64 = AtomicU64::new(32 << 20);
+static RELEASE_THREAD: AtomicBool = AtomicBool::new(true);
 static PRINT_STATS: AtomicBool = AtomicBool::new(false);
 
 /// Sets every option at once. Takes effect on the next slow-path decision; memory
@@ -127,6 +135,7 @@ pub fn set_options(o: Options) {
     HEAP_EMPTY_SLABS.store(o.heap_empty_slabs, Relaxed);
     RETAIN_SUPERSLABS.store(o.retain_superslabs, Relaxed);
     LARGE_CACHE_BYTES.store(o.large_cache_bytes, Relaxed);
+    RELEASE_THREAD.store(o.release_thread, Relaxed);
 }
 
 /// Applies a profile's option values.
@@ -143,6 +152,7 @@ pub fn options() -> Options {
         heap_empty_slabs: HEAP_EMPTY_SLABS.load(Relaxed),
         retain_superslabs: RETAIN_SUPERSLABS.load(Relaxed),
         large_cache_bytes: LARGE_CACHE_BYTES.load(Relaxed),
+        release_thread: RELEASE_THREAD.load(Relaxed),
     }
 }
 
@@ -155,7 +165,7 @@ pub fn print_stats_at_exit() -> bool {
 ///
 /// Recognised: `HAKMEM_PROFILE`, `HAKMEM_MEM_LEAN`, `HAKMEM_PREWARM`,
 /// `HAKMEM_HEAP_EMPTY_SLABS`, `HAKMEM_RETAIN_SUPERSLABS`, `HAKMEM_LARGE_CACHE_MB`,
-/// `HAKMEM_STATS`. Unparsable values are ignored (the allocator cannot report
+/// `HAKMEM_RELEASE_THREAD`, `HAKMEM_STATS`. Unparsable values are ignored (the allocator cannot report
 /// errors before it exists), so the profile's value stays.
 pub(crate) fn load_env() {
     let mut o = options();
@@ -176,6 +186,9 @@ pub(crate) fn load_env() {
     }
     if let Some(v) = env(b"HAKMEM_LARGE_CACHE_MB\0").and_then(parse_u64) {
         o.large_cache_bytes = v.saturating_mul(1 << 20);
+    }
+    if let Some(v) = env(b"HAKMEM_RELEASE_THREAD\0").and_then(parse_bool) {
+        o.release_thread = v;
     }
     set_options(o);
     if let Some(v) = env(b"HAKMEM_STATS\0").and_then(parse_bool) {

@@ -117,6 +117,32 @@ pub(crate) fn coarse_ms() -> u64 {
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
+/// The calling thread's kernel id.
+pub(crate) fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+static PID: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(0);
+
+/// Remembers this process's id (at start-up, and in a fork child).
+pub(crate) fn note_pid() {
+    // SAFETY: getpid has no preconditions.
+    PID.store(unsafe { libc::getpid() }, Relaxed);
+}
+
+/// Whether thread `tid` of this process still exists (signal 0 probes it).
+/// A thread that is gone answers ESRCH; anything else counts as alive.
+pub(crate) fn thread_alive(tid: i32) -> bool {
+    if tid <= 0 {
+        return true;
+    }
+    // SAFETY: tgkill with signal 0 sends nothing; it only checks the target.
+    let r = unsafe { libc::syscall(libc::SYS_tgkill, PID.load(Relaxed), tid, 0) };
+    // SAFETY: reading this thread's errno.
+    r == 0 || unsafe { *libc::__errno_location() } != libc::ESRCH
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

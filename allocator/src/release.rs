@@ -34,10 +34,33 @@ pub(crate) fn heap_cache_cap() -> u32 {
 }
 
 /// Whether a class keeps its last empty slab, of `units` 64 KiB units, as a
-/// spare: only if the heap's cache target could hold one that size (so lean
-/// keeps no 512 KiB medium spares).
+/// spare: only if the heap's cache target could hold one that size. Spares
+/// are not kept for ever: the release thread takes them back from an idle
+/// thread.
 pub(crate) fn keep_spare(units: u32) -> bool {
     units <= options().heap_empty_slabs
+}
+
+/// Whether a current slab that has just become empty stays current, so that
+/// a malloc/free ping-pong never leaves the fast path. A 512 KiB slab does
+/// not (it becomes the spare, which the release thread can take back when
+/// the thread goes idle), nor does any slab of a shrinking heap.
+pub(crate) fn keep_empty_current(units: u32, shrinking: bool) -> bool {
+    units == 1 && !shrinking
+}
+
+/// A thread whose heap took no slow path for this long is idle: the release
+/// thread hands back its spares and cached slabs, and the slabs whose blocks
+/// all came back to its inbox. A heap is also checked this often for a
+/// thread that is gone.
+pub(crate) const IDLE_MS: u64 = 1000;
+
+/// How often the release thread wakes.
+pub(crate) const TICK_MS: u64 = 250;
+
+/// Whether a background release thread runs (once a second thread allocates).
+pub(crate) fn release_thread() -> bool {
+    options().release_thread
 }
 
 /// A heap's cache decays: slabs unused for a whole period of this many

@@ -6,30 +6,102 @@
 //!
 //! Invariants:
 //! - Push-only plus take-all has no ABA hazard: a taken node is never compared
-//!   against again.
+//!   against again (the release thread also takes, with the same swap).
 //! - A block in an inbox still counts as used in its slab, so the slab cannot be
 //!   recycled while the block waits; the owner heap is never freed (heaps are
 //!   reused, not unmapped), so pushing to it is always safe.
+//! - A heap no thread owns (`orphan`) is not pushed to: its frees are done
+//!   directly under the heap's lock (see `heap::free_orphan`), so memory of
+//!   exited threads returns without anyone draining.
+//!
+//! Double-free tags (default build): a free block's second word holds
+//! `TAG_KEY`, written when the block is freed (locally or remotely) and
+//! cleared whenever the block is handed out, so a free that finds its block
+//! already tagged is a double free, however many other frees came between.
+//! The key is random per process, so live data never matches by accident
+//! (and a stale tag left in recycled memory is cleared before the block at
+//! that address can be freed).
 
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
-/// A free block's first word links it into a list.
+/// A free block: the free-list link, then the double-free tag. Every class
+/// is at least 16 bytes, so both words fit.
 #[repr(C)]
 pub(crate) struct Block {
     pub(crate) next: *mut Block,
+    pub(crate) tag: usize,
+}
+
+static TAG_KEY: AtomicUsize = AtomicUsize::new(0x5bd1_e995_9e37_79b9);
+
+/// Sets the tag key from the kernel's per-process random bytes (`AT_RANDOM`).
+/// Called once at initialisation, before any block is handed out.
+pub(crate) fn init_tag_key() {
+    // SAFETY: getauxval has no preconditions; AT_RANDOM points at 16 random
+    // bytes the kernel placed on the initial stack for the life of the process.
+    unsafe {
+        let r = libc::getauxval(libc::AT_RANDOM) as *const u8;
+        if !r.is_null() {
+            let k = ptr::read_unaligned(r.add(8).cast::<usize>());
+            TAG_KEY.store(k | 1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Block {
+    /// Whether the block carries the free tag (it was freed and not handed out).
+    #[inline(always)]
+    pub(crate) fn is_free(&self) -> bool {
+        crate::check::CHECKS && self.tag == TAG_KEY.load(Ordering::Relaxed)
+    }
+
+    /// Marks a block free, aborting if it already was (a double free).
+    #[inline(always)]
+    pub(crate) fn mark_free(&mut self) {
+        if crate::check::CHECKS {
+            let key = TAG_KEY.load(Ordering::Relaxed);
+            if self.tag == key {
+                crate::check::fatal("free(): double free", self as *const Block as *const u8);
+            }
+            self.tag = key;
+        }
+    }
+
+    /// Clears the tag of a block being handed out.
+    #[inline(always)]
+    pub(crate) fn mark_used(&mut self) {
+        if crate::check::CHECKS {
+            self.tag = 0;
+        }
+    }
 }
 
 #[repr(C, align(64))]
 pub(crate) struct Inbox {
     head: AtomicPtr<Block>,
+    /// No thread owns the heap: free directly instead of pushing.
+    orphan: AtomicBool,
 }
 
 impl Inbox {
     pub(crate) const fn new() -> Self {
         Inbox {
             head: AtomicPtr::new(ptr::null_mut()),
+            orphan: AtomicBool::new(false),
         }
+    }
+
+    /// Whether no thread owns the heap (a relaxed load; re-checked under the
+    /// heap's lock by whoever acts on it).
+    #[inline(always)]
+    pub(crate) fn is_orphan(&self) -> bool {
+        self.orphan.load(Ordering::Relaxed)
+    }
+
+    /// Changed only under the heap's lock.
+    pub(crate) fn set_orphan(&self, v: bool) {
+        self.orphan.store(v, Ordering::Relaxed);
     }
 
     /// Pushes a block freed by another thread.
@@ -38,13 +110,22 @@ impl Inbox {
     /// `b` must be a live block of a slab owned by this inbox's heap, no longer
     /// used by the caller.
     pub(crate) unsafe fn push(&self, b: *mut Block) {
+        // SAFETY: forwarded; a single block is a chain of one.
+        unsafe { self.push_chain(b, b) }
+    }
+
+    /// Pushes a chain `first ..= last` linked through `next`.
+    ///
+    /// # Safety
+    /// As `push`, for every block of the chain.
+    pub(crate) unsafe fn push_chain(&self, first: *mut Block, last: *mut Block) {
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
-            // SAFETY: the caller gave up `b`, so its first word is ours to link.
-            unsafe { (*b).next = head };
+            // SAFETY: the caller gave up the chain, so its links are ours.
+            unsafe { (*last).next = head };
             match self
                 .head
-                .compare_exchange_weak(head, b, Ordering::Release, Ordering::Relaxed)
+                .compare_exchange_weak(head, first, Ordering::Release, Ordering::Relaxed)
             {
                 Ok(_) => return,
                 Err(h) => head = h,
@@ -79,6 +160,7 @@ mod tests {
             .map(|_| {
                 Box::into_raw(Box::new(Block {
                     next: ptr::null_mut(),
+                    tag: 0,
                 })) as usize
             })
             .collect();

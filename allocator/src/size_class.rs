@@ -1,8 +1,8 @@
 //! Size classes: which block size serves a request, in O(1).
 //!
-//! Classes (45 in all):
-//! - tiny, 8..=1024 bytes: 8, then 16-byte steps to 128, then four classes per
-//!   doubling. They are the seed's C0..C7 (C0 = ..8, C1 = ..16, C2 = ..32,
+//! Classes (44 in all):
+//! - tiny, 1..=1024 bytes: 16-byte steps to 128, then four classes per
+//!   doubling. They are the seed's C0..C7 (C0 and C1 = ..16, C2 = ..32,
 //!   C3 = ..64, C4 = ..128, C5 = ..256, C6 = ..512, C7 = ..1024), each split
 //!   into sub-bins (four per doubling above 128 bytes, so waste stays under 20%);
 //! - small, 1025..=8192, and medium, 8193..=65536: four classes per doubling.
@@ -15,11 +15,11 @@
 //! - Tiny and small classes live in 64 KiB slabs, medium ones in 512 KiB slabs;
 //!   every slab holds at least 8 blocks.
 
-pub(crate) const NUM_CLASSES: usize = 45;
+pub(crate) const NUM_CLASSES: usize = 44;
 /// Classes below this index are tiny (the hot path's domain).
-pub(crate) const TINY_CLASSES: usize = 21;
+pub(crate) const TINY_CLASSES: usize = 20;
 /// Classes from this index on live in medium (512 KiB) slabs.
-pub(crate) const FIRST_MEDIUM: usize = 33;
+pub(crate) const FIRST_MEDIUM: usize = 32;
 pub(crate) const MAX_TINY: usize = 1024;
 pub(crate) const MAX_SIZE: usize = 65536;
 
@@ -31,10 +31,11 @@ static TINY_LOOKUP: [u8; MAX_TINY / 8 + 1] = tiny_lookup();
 
 const fn class_sizes() -> [u32; NUM_CLASSES] {
     let mut t = [0u32; NUM_CLASSES];
-    t[0] = 8;
-    let mut i = 1;
-    while i <= 8 {
-        t[i] = 16 * i as u32;
+    // No 8-byte class: every free block needs two words (the free-list link
+    // and the double-free tag, see `heap.rs`).
+    let mut i = 0;
+    while i < 8 {
+        t[i] = 16 * (i as u32 + 1);
         i += 1;
     }
     // Four classes per doubling from 128: (5..=8) << shift.
@@ -112,7 +113,7 @@ mod tests {
 
     #[test]
     fn class_sizes_are_ordered_and_aligned() {
-        assert_eq!(CLASS_SIZE[0], 8);
+        assert_eq!(CLASS_SIZE[0], 16);
         assert_eq!(CLASS_SIZE[TINY_CLASSES - 1], 1024);
         assert_eq!(CLASS_SIZE[FIRST_MEDIUM - 1], 8192);
         assert_eq!(CLASS_SIZE[NUM_CLASSES - 1], 65536);

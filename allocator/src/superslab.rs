@@ -15,8 +15,12 @@
 //!   owner changes only while the slab has no live block.
 //! - The pool lock guards superslab-level fields (`free_mask`, lists, kind);
 //!   slab fields are never written under it except for a slab in the pool.
-//! - A slab's memory beyond `carve` has never been handed out since the slab
-//!   was last decommitted or mapped; if `pristine`, it reads as zero.
+//! - A slab's memory from `dirty` on has not been written since the slab was
+//!   last decommitted or mapped, so it reads as zero; below `dirty` it may hold
+//!   old data, whatever `carve` says (a slab re-initialised for another class
+//!   restarts `carve` but keeps `dirty`). This is what `calloc` relies on.
+//! - Fields that other threads read while the owner writes them (`used`,
+//!   `carve`, `owner`) are atomics with plain loads and stores: no RMW.
 
 use crate::heap::Heap;
 use crate::lock::SpinLock;
@@ -25,7 +29,7 @@ use crate::segmap::{self, Chunk, CHUNK};
 use crate::size_class::{is_medium, CLASS_SIZE};
 use crate::{os, release, stats};
 use core::ptr::{self, null_mut};
-use core::sync::atomic::{AtomicPtr, Ordering::Relaxed};
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering::Relaxed};
 
 pub(crate) const SUPERSLAB: usize = CHUNK;
 const MAX_SLABS: usize = 32;
@@ -83,11 +87,12 @@ impl Kind {
 pub(crate) struct Slab {
     /// Free blocks, linked through their first word (owner only).
     pub(crate) free: *mut Block,
-    /// Blocks handed out and not yet freed locally (owner only).
-    pub(crate) used: u32,
+    /// Blocks handed out and not yet freed locally. Written by the owner
+    /// only; the release thread reads it (see `rfree`).
+    pub(crate) used: AtomicU32,
     pub(crate) block_size: u32,
-    /// Next never-used byte.
-    pub(crate) carve: *mut u8,
+    /// Next never-handed-out byte (owner writes; remote frees read it).
+    pub(crate) carve: AtomicPtr<u8>,
     /// The owning heap; null while in the pool. Read by other threads' frees.
     pub(crate) owner: AtomicPtr<Heap>,
     pub(crate) start: *mut u8,
@@ -96,9 +101,15 @@ pub(crate) struct Slab {
     pub(crate) state: u8,
     pub(crate) class: u8,
     pub(crate) kind: Kind,
-    pub(crate) pristine: bool,
     /// The end of the last whole block.
     pub(crate) carve_end: *mut u8,
+    /// Memory from here to the slab's end reads as zero (see the invariants).
+    pub(crate) dirty: *mut u8,
+    /// Blocks of a `FULL` slab that the release thread took from the owner's
+    /// inbox (they still count in `used`), and how many; touched only under
+    /// the owning heap's lock. When `rcount == used` no block is live.
+    pub(crate) rfree: *mut Block,
+    pub(crate) rcount: u32,
     /// Heap list links (partial list, empty cache).
     pub(crate) next: *mut Slab,
     pub(crate) prev: *mut Slab,
@@ -119,10 +130,13 @@ pub(crate) struct SuperSlab {
 /// A slab that no heap owns and that owns no block; never written.
 pub(crate) static EMPTY_SLAB: EmptySlab = EmptySlab(Slab {
     free: null_mut(),
-    used: 0,
+    used: AtomicU32::new(0),
     block_size: 0,
-    carve: null_mut(),
+    carve: AtomicPtr::new(null_mut()),
     carve_end: null_mut(),
+    dirty: null_mut(),
+    rfree: null_mut(),
+    rcount: 0,
     owner: AtomicPtr::new(null_mut()),
     start: null_mut(),
     next: null_mut(),
@@ -131,7 +145,6 @@ pub(crate) static EMPTY_SLAB: EmptySlab = EmptySlab(Slab {
     state: state::CURRENT,
     class: 0,
     kind: Kind::Small,
-    pristine: false,
 });
 
 pub(crate) struct EmptySlab(Slab);
@@ -151,10 +164,12 @@ impl Slab {
         let bs = CLASS_SIZE[class] as usize;
         let slab_len = 1usize << self.kind.slab_shift();
         self.free = null_mut();
-        self.used = 0;
+        self.used.store(0, Relaxed);
         self.block_size = bs as u32;
         self.class = class as u8;
-        self.carve = self.start;
+        self.carve.store(self.start, Relaxed);
+        self.rfree = null_mut();
+        self.rcount = 0;
         self.carve_end = self.start.wrapping_add(slab_len / bs * bs);
         self.div_magic = (1u64 << 40).div_ceil(bs as u64);
         self.next = null_mut();
@@ -172,7 +187,7 @@ impl Slab {
     #[inline(always)]
     pub(crate) fn check_block(&self, p: *const u8) {
         let off = (p as usize).wrapping_sub(self.start as usize) as u64;
-        if p >= self.carve as *const u8
+        if p >= self.carve.load(Relaxed) as *const u8
             || (off.wrapping_mul(self.div_magic) & ((1 << 40) - 1)) >= 1 << 20
         {
             crate::check::fatal("free(): invalid pointer or double free", p);
@@ -249,6 +264,7 @@ impl Pool {
 
 /// Lays out a superslab header for `kind`. `pristine`: its slabs read as zero.
 unsafe fn format(ss: *mut SuperSlab, kind: Kind, pristine: bool) {
+    let slab_len = 1usize << kind.slab_shift();
     (*ss).magic = MAGIC;
     (*ss).kind = kind;
     (*ss).free_mask = kind.usable_mask();
@@ -257,23 +273,26 @@ unsafe fn format(ss: *mut SuperSlab, kind: Kind, pristine: bool) {
     (*ss).prev = null_mut();
     for i in 0..kind.slabs() as usize {
         let s = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(i);
+        let start = (ss as *mut u8).add(i * slab_len);
         ptr::write(
             s,
             Slab {
                 free: null_mut(),
-                used: 0,
+                used: AtomicU32::new(0),
                 block_size: 0,
-                carve: (ss as *mut u8).add(i << kind.slab_shift()),
+                carve: AtomicPtr::new(start),
                 carve_end: null_mut(),
+                dirty: if pristine { start } else { start.add(slab_len) },
+                rfree: null_mut(),
+                rcount: 0,
                 owner: AtomicPtr::new(null_mut()),
-                start: (ss as *mut u8).add(i << kind.slab_shift()),
+                start,
                 next: null_mut(),
                 prev: null_mut(),
                 div_magic: 0,
                 state: state::FREE,
                 class: 0,
                 kind,
-                pristine,
             },
         );
     }
@@ -311,7 +330,7 @@ pub(crate) fn acquire(kind: Kind) -> *mut Slab {
             } else if (*ss).kind != kind {
                 let pristine = (&(*ss).slabs)[1..(*ss).kind.slabs() as usize]
                     .iter()
-                    .all(|s| s.pristine);
+                    .all(|s| s.dirty == s.start);
                 format(ss, kind, pristine);
             }
             pool.push_avail(ss);
@@ -332,16 +351,14 @@ pub(crate) fn acquire(kind: Kind) -> *mut Slab {
 /// `s` must be owned by the caller's heap and hold no live block.
 pub(crate) unsafe fn release(s: *mut Slab) {
     let lean = release::decommit_pooled_slabs();
-    let touched = ((*s).carve as usize - (*s).start as usize).next_multiple_of(os::PAGE);
-    if touched > 0 {
-        if lean {
-            // Decommit before the slab is visible in the pool, so that nobody
-            // can carve from it while its pages are being dropped.
-            os::decommit((*s).start, touched);
-        }
-        (*s).pristine = lean;
-        (*s).carve = (*s).start;
+    let touched = ((*s).dirty as usize - (*s).start as usize).next_multiple_of(os::PAGE);
+    if touched > 0 && lean {
+        // Decommit before the slab is visible in the pool, so that nobody
+        // can carve from it while its pages are being dropped.
+        os::decommit((*s).start, touched);
+        (*s).dirty = (*s).start;
     }
+    (*s).carve.store((*s).start, Relaxed);
     (*s).state = state::FREE;
     (*s).free = null_mut();
     (*s).owner.store(null_mut(), Relaxed);
@@ -397,8 +414,9 @@ pub(crate) fn owns_block(p: *const u8) -> bool {
     // slab is always FREE, so pointers into it are rejected.
     unsafe {
         (*s).state != state::FREE
-            && p < (*s).carve as *const u8
+            && p < (*s).carve.load(Relaxed) as *const u8
             && (p as usize - (*s).start as usize).is_multiple_of((*s).block_size as usize)
+            && !(*(p as *const Block)).is_free()
     }
 }
 
@@ -442,9 +460,10 @@ mod tests {
             assert_eq!(slab_of(p), s);
             assert_eq!(segmap::lookup(p), Chunk::SmallSlabs);
             assert!(!owns_block(p));
-            (*s).carve = p.add(1);
+            (*s).carve.store(p.add(1), Relaxed);
+            (*(p as *mut Block)).tag = 0;
             assert!(owns_block(p));
-            (*s).carve = (*s).start;
+            (*s).carve.store((*s).start, Relaxed);
             assert_eq!((*s).start as usize % (1 << 16), 0);
             release(s);
         }

@@ -1,19 +1,20 @@
-//! The thread's heap pointer, in one thread-local slot.
+//! The thread's two thread-local words: its heap pointer and its exit state.
 //!
-//! On x86-64 Linux the slot is declared in assembly with the initial-exec TLS
-//! model: reading it is two loads (`mov reg, [rip+slot@GOTTPOFF]; mov reg,
+//! On x86-64 Linux the slots are declared in assembly with the initial-exec TLS
+//! model: reading one is two loads (`mov reg, [rip+slot@GOTTPOFF]; mov reg,
 //! fs:[reg]`, relaxed to one in executables), also inside `libhakmem.so`,
 //! where Rust's `thread_local!` would use the general-dynamic model and call
 //! `__tls_get_addr` on every malloc. Elsewhere `thread_local!` is used.
 //!
-//! Invariants: the slot is null until the thread's first slow-path allocation,
-//! and null again once the thread's heap has been handed back at exit.
+//! Invariants: the heap slot is null until the thread's first slow-path
+//! allocation, and null again once the thread's heap has been handed back at
+//! exit. The exit-state slot is read and written on slow paths only (see
+//! `init::thread_exit`).
 
 use crate::heap::Heap;
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod imp {
-    use super::Heap;
     use core::arch::asm;
 
     core::arch::global_asm!(
@@ -25,74 +26,104 @@ mod imp {
         ".size hakmem_tls_heap_v1,8",
         "hakmem_tls_heap_v1:",
         ".zero 8",
+        ".globl hakmem_tls_state_v1",
+        ".hidden hakmem_tls_state_v1",
+        ".type hakmem_tls_state_v1,@object",
+        ".size hakmem_tls_state_v1,8",
+        "hakmem_tls_state_v1:",
+        ".zero 8",
         ".popsection",
     );
 
-    #[inline(always)]
-    pub(crate) fn get() -> *mut Heap {
-        let v: *mut Heap;
-        // SAFETY: reads this thread's 8-byte slot, which the TLS image defines
-        // for every thread (zero-initialised).
-        unsafe {
-            asm!(
-                "mov {v}, qword ptr [rip + hakmem_tls_heap_v1@GOTTPOFF]",
-                "mov {v}, qword ptr fs:[{v}]",
-                v = out(reg) v,
-                options(nostack, preserves_flags, readonly),
-            );
-        }
-        v
+    macro_rules! slot {
+        ($get:ident, $set:ident, $sym:literal) => {
+            #[inline(always)]
+            pub(crate) fn $get() -> usize {
+                let v: usize;
+                // SAFETY: reads this thread's 8-byte slot, which the TLS image
+                // defines for every thread (zero-initialised).
+                unsafe {
+                    asm!(
+                        concat!("mov {v}, qword ptr [rip + ", $sym, "@GOTTPOFF]"),
+                        "mov {v}, qword ptr fs:[{v}]",
+                        v = out(reg) v,
+                        options(nostack, preserves_flags, readonly),
+                    );
+                }
+                v
+            }
+
+            #[inline]
+            pub(crate) fn $set(x: usize) {
+                // SAFETY: writes this thread's own 8-byte slot.
+                unsafe {
+                    asm!(
+                        concat!("mov {t}, qword ptr [rip + ", $sym, "@GOTTPOFF]"),
+                        "mov qword ptr fs:[{t}], {x}",
+                        t = out(reg) _,
+                        x = in(reg) x,
+                        options(nostack, preserves_flags),
+                    );
+                }
+            }
+        };
     }
 
-    #[inline]
-    pub(crate) fn set(h: *mut Heap) {
-        // SAFETY: writes this thread's own 8-byte slot.
-        unsafe {
-            asm!(
-                "mov {t}, qword ptr [rip + hakmem_tls_heap_v1@GOTTPOFF]",
-                "mov qword ptr fs:[{t}], {h}",
-                t = out(reg) _,
-                h = in(reg) h,
-                options(nostack, preserves_flags),
-            );
-        }
-    }
+    slot!(heap_word, set_heap_word, "hakmem_tls_heap_v1");
+    slot!(state, set_state, "hakmem_tls_state_v1");
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 mod imp {
-    use super::Heap;
     use core::cell::Cell;
 
     thread_local! {
-        static SLOT: Cell<*mut Heap> = const { Cell::new(core::ptr::null_mut()) };
+        static SLOTS: [Cell<usize>; 2] = const { [Cell::new(0), Cell::new(0)] };
     }
 
     #[inline(always)]
-    pub(crate) fn get() -> *mut Heap {
-        SLOT.with(|s| s.get())
+    pub(crate) fn heap_word() -> usize {
+        SLOTS.with(|s| s[0].get())
     }
-
     #[inline]
-    pub(crate) fn set(h: *mut Heap) {
-        SLOT.with(|s| s.set(h))
+    pub(crate) fn set_heap_word(x: usize) {
+        SLOTS.with(|s| s[0].set(x))
+    }
+    pub(crate) fn state() -> usize {
+        SLOTS.with(|s| s[1].get())
+    }
+    pub(crate) fn set_state(x: usize) {
+        SLOTS.with(|s| s[1].set(x))
     }
 }
 
-pub(crate) use imp::{get, set};
+pub(crate) use imp::{set_state, state};
+
+/// This thread's heap, null if it has none.
+#[inline(always)]
+pub(crate) fn get() -> *mut Heap {
+    imp::heap_word() as *mut Heap
+}
+
+#[inline]
+pub(crate) fn set(h: *mut Heap) {
+    imp::set_heap_word(h as usize)
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn slot_is_per_thread() {
+    fn slots_are_per_thread() {
         // Allocate first so this thread's heap exists (the tests run on hakmem).
         let keep = Box::new(1u64);
         let here = get();
         assert!(!here.is_null());
         let here_addr = here as usize;
+        set_state(7);
         std::thread::spawn(move || {
+            assert_eq!(state(), 0);
             let _ = Box::new(2u64);
             let mine = get();
             assert!(!mine.is_null());
@@ -101,6 +132,8 @@ mod tests {
         .join()
         .unwrap();
         assert_eq!(get(), here);
+        assert_eq!(state(), 7);
+        set_state(0);
         drop(keep);
     }
 }
