@@ -551,7 +551,10 @@ impl Heap {
         }
         self.release_spares_and_cache();
         self.tid = 0;
-        self.exiting = false;
+        if self.exiting {
+            self.exiting = false;
+            EXITING.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Parks the inbox's blocks of `FULL` slabs on their slab (`rfree`), and
@@ -674,6 +677,9 @@ static REGISTRY: SpinLock<Registry> = SpinLock::new(Registry {
 /// Every heap ever made (append-only, lock-free reads).
 static ALL_HEAPS: AtomicPtr<Heap> = AtomicPtr::new(null_mut());
 
+/// Heaps attached by a thread after its exit hook ran (see `Heap::exiting`).
+static EXITING: AtomicU32 = AtomicU32::new(0);
+
 const ARENA_CHUNK: usize = 256 << 10;
 
 /// Gives this thread a heap: an idle one if any, else a new one. Null if the OS
@@ -685,6 +691,8 @@ unsafe fn attach() -> *mut Heap {
     let mut h = reg.idle;
     if !h.is_null() {
         reg.idle = (*h).next_idle;
+    } else if let Some(x) = exited_heap() {
+        h = x;
     } else {
         let size = core::mem::size_of::<Heap>().next_multiple_of(64);
         if reg.arena_left < size {
@@ -714,11 +722,40 @@ unsafe fn attach() -> *mut Heap {
         (*h).inbox.set_orphan(false);
         (*h).tid = os::gettid();
         (*h).exiting = init::thread_has_exited();
+        if (*h).exiting {
+            EXITING.fetch_add(1, Ordering::Relaxed);
+        }
     }
     tls::set(h);
     init::register_thread_exit(h);
     reclaim::heap_attached();
     h
+}
+
+/// A heap attached after its thread's exit hook whose thread is gone now,
+/// made an orphan for adoption (under the registry lock). Without this, a
+/// thread pool whose TLS destructors allocate in glibc's last pass would
+/// strand one heap per thread until the release thread's next pass.
+unsafe fn exited_heap() -> Option<*mut Heap> {
+    if EXITING.load(Ordering::Relaxed) == 0 {
+        return None;
+    }
+    let mut found = None;
+    each_heap(|h| {
+        if found.is_some() {
+            return;
+        }
+        // SAFETY: heaps are never freed; the heap is changed under its lock.
+        unsafe {
+            if let Some(_l) = try_lock_heap(h) {
+                if (*h).exiting && !os::thread_alive((*h).tid) {
+                    (*h).make_orphan();
+                    found = Some(h);
+                }
+            }
+        }
+    });
+    found
 }
 
 /// Thread exit: hands the heap back (the thread-exit hook calls this).
