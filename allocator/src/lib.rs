@@ -17,6 +17,7 @@
 //! - `segmap`: which 2 MiB chunks are hakmem's (routes `free` in O(1));
 //! - `large`: blocks over 64 KiB, one mapping each, with a reuse cache;
 //! - `os`: every syscall, counted; `release` and `prewarm`: policy boxes;
+//! - `reclaim`: the background release thread (memory of idle and gone threads);
 //! - `options`, `stats`, `init` (start-up, fork, exit), `check` (fatal errors),
 //!   `tls` (the thread's heap pointer), `lock`.
 //!
