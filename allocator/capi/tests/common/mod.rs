@@ -10,6 +10,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
 
+use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -33,30 +34,43 @@ fn target_dir() -> PathBuf {
 /// `<target>/release/libhakmem.so`, built (or brought up to date) on first use.
 pub fn libhakmem() -> &'static Path {
     static SO: OnceLock<PathBuf> = OnceLock::new();
-    SO.get_or_init(|| {
-        let target = target_dir();
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--release",
-                "--quiet",
-                "-p",
-                "hakmem-capi",
-                "--manifest-path",
-            ])
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target)
-            .status()
-            .expect("running cargo build for libhakmem.so");
-        assert!(
-            status.success(),
-            "cargo build --release -p hakmem-capi failed"
-        );
-        let so = target.join("release/libhakmem.so");
-        assert!(so.is_file(), "{} was not built", so.display());
-        so
-    })
+    SO.get_or_init(|| build_libhakmem(target_dir(), &[]))
+}
+
+/// `<target>/fast/release/libhakmem.so`: the `fast` build (integrity checks
+/// compiled out), built on first use into its own target directory
+/// (`cargo build --release -p hakmem-capi --features fast --target-dir
+/// <target>/fast`), so that it never replaces the default build.
+pub fn libhakmem_fast() -> &'static Path {
+    static SO: OnceLock<PathBuf> = OnceLock::new();
+    SO.get_or_init(|| build_libhakmem(target_dir().join("fast"), &["--features", "fast"]))
+}
+
+/// Builds libhakmem.so with `cargo build --release` into `target`.
+fn build_libhakmem(target: PathBuf, extra: &[&str]) -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "hakmem-capi",
+            "--manifest-path",
+        ])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .args(extra)
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .expect("running cargo build for libhakmem.so");
+    assert!(
+        status.success(),
+        "cargo build --release -p hakmem-capi {} failed",
+        extra.join(" ")
+    );
+    let so = target.join("release/libhakmem.so");
+    assert!(so.is_file(), "{} was not built", so.display());
+    so
 }
 
 /// A directory under the system temp dir, removed when dropped.
@@ -93,6 +107,43 @@ pub fn require(tool: &str, package: &str) -> PathBuf {
 /// Compiles `tests/c/<source>` (C, or C++ for `.cpp`) into `dir`, returning the
 /// executable. `-fno-builtin` keeps the compiler from folding allocations away.
 pub fn compile(source: &str, dir: &Path) -> PathBuf {
+    compile_with(source, dir, std::iter::empty::<&OsStr>())
+}
+
+/// [`compile`] with `extra` arguments after the source file (libraries to
+/// link, `-Wl,...` options).
+pub fn compile_with<I, S>(source: &str, dir: &Path, extra: I) -> PathBuf
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let exe = dir.join(source.split('.').next().expect("source name"));
+    cc(source, &exe, &[], extra);
+    exe
+}
+
+/// Compiles the C file `tests/c/<source>` into the shared library
+/// `dir/<name>.so` (`-shared -fPIC`), returning its path.
+pub fn compile_shared(source: &str, dir: &Path) -> PathBuf {
+    let so = dir.join(format!(
+        "{}.so",
+        source.split('.').next().expect("source name")
+    ));
+    cc(
+        source,
+        &so,
+        &["-shared", "-fPIC"],
+        std::iter::empty::<&OsStr>(),
+    );
+    so
+}
+
+/// Runs the C (or C++) compiler on `tests/c/<source>` with the tests' flags.
+fn cc<I, S>(source: &str, out: &Path, before: &[&str], after: I)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let cxx = source.ends_with(".cpp");
     let compiler = if cxx {
         require("c++", "g++")
@@ -102,7 +153,6 @@ pub fn compile(source: &str, dir: &Path) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/c")
         .join(source);
-    let exe = dir.join(source.split('.').next().expect("source name"));
     let mut cmd = Command::new(compiler);
     cmd.arg(if cxx { "-O0" } else { "-O2" })
         .args([
@@ -115,31 +165,40 @@ pub fn compile(source: &str, dir: &Path) -> PathBuf {
             "-I",
         ])
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/include"))
+        .args(before)
         .arg("-o")
-        .arg(&exe)
+        .arg(out)
         .arg(&src);
     if !cxx {
         cmd.arg("-std=gnu11");
     }
-    let out = cmd.arg("-ldl").output().expect("running the C compiler");
+    let out = cmd
+        .args(after)
+        .arg("-ldl")
+        .output()
+        .expect("running the C compiler");
     assert!(
         out.status.success(),
         "compiling {source} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    exe
 }
 
 /// `cmd` set up to run on libhakmem.so: `LD_PRELOAD` set, every `HAKMEM_*`
 /// inherited from the test's own environment removed, and `HAKMEM_PROFILE` set
 /// when `profile` is given.
-pub fn preloaded(mut cmd: Command, profile: Option<&str>) -> Command {
+pub fn preloaded(cmd: Command, profile: Option<&str>) -> Command {
+    preloaded_with(cmd, libhakmem(), profile)
+}
+
+/// [`preloaded`] with the library `so` (for example [`libhakmem_fast`]).
+pub fn preloaded_with(mut cmd: Command, so: &Path, profile: Option<&str>) -> Command {
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("HAKMEM_") {
             cmd.env_remove(k);
         }
     }
-    cmd.env("LD_PRELOAD", libhakmem());
+    cmd.env("LD_PRELOAD", so);
     if let Some(p) = profile {
         cmd.env("HAKMEM_PROFILE", p);
     }
@@ -263,4 +322,67 @@ pub fn has_stats_summary(stderr: &str) -> bool {
 /// A short label for failure messages.
 pub fn label(profile: Option<&str>) -> &str {
     profile.unwrap_or("default")
+}
+
+/// Stops `cmd`'s process from dumping core, so that expected aborts stay cheap.
+pub fn no_core_dump(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // setrlimit, which is async-signal-safe, on a stack value.
+    unsafe {
+        cmd.pre_exec(|| {
+            let none = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &none);
+            Ok(())
+        })
+    }
+}
+
+/// The `hakmem:` line of a process that hakmem killed for misuse: it must have
+/// died of SIGABRT with exactly one stderr line starting with `hakmem:`.
+/// Otherwise says how it ended, with its output.
+pub fn hakmem_abort_line(out: &Output) -> Result<String, String> {
+    use std::os::unix::process::ExitStatusExt;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("hakmem:"))
+        .collect();
+    let how = || {
+        format!(
+            "{} (want death by SIGABRT after one `hakmem:` line)\nstdout:\n{}stderr:\n{}",
+            match (out.status.signal(), out.status.code()) {
+                (Some(s), _) => format!("killed by signal {s}"),
+                (None, Some(c)) => format!("exited with status {c}"),
+                _ => format!("{}", out.status),
+            },
+            String::from_utf8_lossy(&out.stdout),
+            stderr
+        )
+    };
+    if out.status.signal() != Some(libc::SIGABRT) || lines.len() != 1 {
+        return Err(format!("{} `hakmem:` lines, {}", lines.len(), how()));
+    }
+    Ok(lines[0].to_string())
+}
+
+/// The number after `key=` in a program's `key=value` output.
+pub fn field(out: &str, key: &str) -> i64 {
+    let want = format!("{key}=");
+    out.split_whitespace()
+        .find_map(|w| w.strip_prefix(&want))
+        .unwrap_or_else(|| panic!("no {key}= in the output: {out:?}"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{key}= is not a number in {out:?}"))
+}
+
+/// The text after `key=` in a program's `key=value` output.
+pub fn text_field<'a>(out: &'a str, key: &str) -> &'a str {
+    let want = format!("{key}=");
+    out.split_whitespace()
+        .find_map(|w| w.strip_prefix(&want))
+        .unwrap_or_else(|| panic!("no {key}= in the output: {out:?}"))
 }
