@@ -56,6 +56,20 @@ pub use init::print_summary as print_stats;
 pub use options::{options, set_options, set_profile, Options, Profile};
 pub use stats::{stats, PathCounters, Stats};
 
+/// Where hakmem's memory is, for `mallinfo2` (a walk over hakmem's
+/// superslabs: cheap, but not for every operation).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes of superslab memory mapped (slabs of every state).
+    pub slab_bytes: u64,
+    /// Bytes in small blocks handed out (block sizes, not requested sizes).
+    pub small_in_use: u64,
+    /// Large blocks handed out, the bytes mapped for them, and their usable bytes.
+    pub large_blocks: u64,
+    pub large_bytes: u64,
+    pub large_in_use: u64,
+}
+
 /// Gives free memory back to the OS now, as `malloc_trim` does: the calling
 /// thread's empty slabs, every heap's spare and cached slabs, the slabs whose
 /// blocks all came back, and the large-block cache. Returns whether any
@@ -242,6 +256,12 @@ pub mod raw {
             free(p);
         }
         q
+    }
+
+    /// Prints `hakmem: <what> (pointer 0x...)` on stderr and aborts, without
+    /// allocating: how every misuse is reported.
+    pub fn fatal(what: &str, p: *const u8) -> ! {
+        check::fatal(what, p)
     }
 
     /// Usable size of a block hakmem owns; `None` for pointers it does not own.

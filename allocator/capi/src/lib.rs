@@ -10,9 +10,9 @@
 //!   here anyway, and libstdc++ keeps the semantics Rust cannot provide: calling
 //!   the `new_handler` and throwing `std::bad_alloc` on failure. The cost is one
 //!   extra call per `new`.
-//! - `mallopt`, `mallinfo`, `malloc_trim`, `malloc_stats` and `malloc_info` are
-//!   not exported: glibc's versions only look at glibc's (then idle) arenas,
-//!   which is harmless, and there is nothing of ours they could tune.
+//! - `malloc_trim`, `malloc_stats`, `mallinfo2` and `mallinfo` answer with
+//!   hakmem's own figures ([`glibc`]); `mallopt` and `malloc_info` are not
+//!   exported (glibc's only see glibc's idle arenas, which is harmless).
 //! - Pointers hakmem never returned are handed to glibc (see [`foreign`]).
 //! - Nothing here allocates, formats or panics: every entry point can be
 //!   reached from inside the dynamic loader, `dlsym` or a TLS destructor.
@@ -26,6 +26,7 @@
 
 mod ext;
 mod foreign;
+mod glibc;
 
 use core::ffi::{c_int, c_void};
 use core::ptr::null_mut;
@@ -54,14 +55,6 @@ fn enomem() -> *mut c_void {
     null_mut()
 }
 
-#[cold]
-fn die(msg: &[u8]) -> ! {
-    // SAFETY: writes a static buffer to stderr; abort never returns.
-    unsafe {
-        libc::write(2, msg.as_ptr().cast(), msg.len());
-        libc::abort()
-    }
-}
 
 /// `size` bytes aligned to `align` (a power of two), or NULL with ENOMEM.
 #[inline(always)]
@@ -106,7 +99,7 @@ unsafe fn free_foreign(p: *mut c_void) {
         // Freeing it is impossible while the lookup is running; leaking one
         // block is the only safe way out.
         foreign::Lookup::Recursive => {}
-        foreign::Lookup::Missing => die(b"hakmem: free of a pointer hakmem never returned\n"),
+        foreign::Lookup::Missing => raw::fatal("free(): invalid pointer (not from hakmem)", p.cast()),
     }
 }
 
@@ -114,7 +107,7 @@ unsafe fn free_foreign(p: *mut c_void) {
 #[cold]
 unsafe fn realloc_foreign(p: *mut c_void, size: usize) -> *mut c_void {
     let foreign::Lookup::Found(libc) = foreign::libc() else {
-        die(b"hakmem: realloc of a pointer hakmem never returned\n")
+        raw::fatal("realloc(): invalid pointer (not from hakmem)", p.cast())
     };
     // SAFETY: p is glibc's live block (realloc's contract), so glibc knows its
     // usable size; the new block is a fresh hakmem block of at least `size`
@@ -301,13 +294,16 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     if raw::manages(p.cast()) {
         return match raw::usable_size(p.cast()) {
             Some(n) => n,
-            None => die(b"hakmem: malloc_usable_size(): invalid pointer\n"),
+            None => raw::fatal("malloc_usable_size(): invalid pointer or freed block", p.cast()),
         };
     }
     match foreign::libc() {
         // SAFETY: not hakmem's, so glibc's live block (caller's contract).
         foreign::Lookup::Found(libc) => unsafe { libc.usable_size(p) },
-        _ => die(b"hakmem: malloc_usable_size of a pointer hakmem never returned\n"),
+        _ => raw::fatal(
+            "malloc_usable_size(): invalid pointer (not from hakmem)",
+            p.cast(),
+        ),
     }
 }
 

@@ -1,0 +1,90 @@
+//! glibc's malloc introspection calls, answered with hakmem's own figures:
+//! `malloc_trim`, `malloc_stats`, `mallinfo2` and `mallinfo`. Without them a
+//! program would reach glibc's versions, which only see glibc's idle arenas
+//! (all zero, and a trim that frees nothing).
+
+use core::ffi::c_int;
+
+/// Gives free memory back to the OS now (hakmem ignores `pad`: it keeps no
+/// top-of-heap to pad). Returns 1 if memory went back, 0 otherwise, as glibc.
+#[no_mangle]
+pub extern "C" fn malloc_trim(_pad: usize) -> c_int {
+    hakmem_core::trim().into()
+}
+
+/// Writes hakmem's counters to stderr (one `hakmem: stats ...` line).
+#[no_mangle]
+pub extern "C" fn malloc_stats() {
+    hakmem_core::print_stats();
+}
+
+/// `struct mallinfo2` of `<malloc.h>` (glibc 2.33).
+#[repr(C)]
+pub struct Mallinfo2 {
+    arena: usize,
+    ordblks: usize,
+    smblks: usize,
+    hblks: usize,
+    hblkhd: usize,
+    usmblks: usize,
+    fsmblks: usize,
+    uordblks: usize,
+    fordblks: usize,
+    keepcost: usize,
+}
+
+/// `struct mallinfo`: the same fields as `int`s (they wrap, as glibc's do).
+#[repr(C)]
+pub struct Mallinfo {
+    arena: c_int,
+    ordblks: c_int,
+    smblks: c_int,
+    hblks: c_int,
+    hblkhd: c_int,
+    usmblks: c_int,
+    fsmblks: c_int,
+    uordblks: c_int,
+    fordblks: c_int,
+    keepcost: c_int,
+}
+
+/// hakmem's memory in glibc's terms: `arena` = bytes of slab memory mapped,
+/// `hblks`/`hblkhd` = large blocks and the bytes mapped for them,
+/// `uordblks` = bytes in blocks handed out, `fordblks` = mapped bytes not
+/// handed out; the other fields are 0.
+#[no_mangle]
+pub extern "C" fn mallinfo2() -> Mallinfo2 {
+    let u = hakmem_core::usage();
+    let mapped = u.slab_bytes + u.large_bytes;
+    let used = u.small_in_use + u.large_in_use;
+    Mallinfo2 {
+        arena: u.slab_bytes as usize,
+        ordblks: 0,
+        smblks: 0,
+        hblks: u.large_blocks as usize,
+        hblkhd: u.large_bytes as usize,
+        usmblks: 0,
+        fsmblks: 0,
+        uordblks: used as usize,
+        fordblks: mapped.saturating_sub(used) as usize,
+        keepcost: 0,
+    }
+}
+
+/// The old `mallinfo`, from `mallinfo2`.
+#[no_mangle]
+pub extern "C" fn mallinfo() -> Mallinfo {
+    let m = mallinfo2();
+    Mallinfo {
+        arena: m.arena as c_int,
+        ordblks: 0,
+        smblks: 0,
+        hblks: m.hblks as c_int,
+        hblkhd: m.hblkhd as c_int,
+        usmblks: 0,
+        fsmblks: 0,
+        uordblks: m.uordblks as c_int,
+        fordblks: m.fordblks as c_int,
+        keepcost: 0,
+    }
+}
