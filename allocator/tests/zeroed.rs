@@ -6,9 +6,9 @@
 //! them, allocates and frees 8 blocks of 200 bytes, and exits. Then the test's
 //! thread takes 4000 zeroed 1000-byte blocks, through `vec![0u8; 1000]` (which
 //! is `alloc_zeroed`: safe Rust code trusts it) and through `alloc_zeroed`
-//! itself, and counts the bytes that are not zero. Each profile runs in its
-//! own child process (options are global, and a fresh process has no other
-//! memory to recycle).
+//! itself, and counts the bytes that are not zero. Each profile and each of
+//! the two interfaces runs in its own child process (options are global, and
+//! a fresh process has no other memory to recycle).
 
 mod common;
 
@@ -38,51 +38,70 @@ fn nonzero(s: &[u8]) -> usize {
     s.iter().filter(|&&b| b != 0).count()
 }
 
+/// Which interface the child takes its zeroed blocks through.
+const VIA_ENV: &str = "HAKMEM_TEST_ZEROED_VIA";
+
+/// The child's scenario: dirty on an exiting thread, then 4000 zeroed
+/// 1000-byte blocks through `vec![0u8; 1000]` (`via` = "vec") or
+/// `alloc_zeroed` (alignment 8 and 16 alternately); none may hold a non-zero
+/// byte.
 fn zeroed_blocks_are_zero(profile: Profile) {
     common::assert_profile(profile);
+    let via = std::env::var(VIA_ENV).expect("HAKMEM_TEST_ZEROED_VIA is set");
     dirty_on_an_exiting_thread();
-    let vecs: Vec<Vec<u8>> = (0..BLOCKS).map(|_| vec![0u8; 1000]).collect();
-    let bad_vecs: Vec<usize> = vecs.iter().map(|v| nonzero(v)).filter(|&n| n > 0).collect();
-    drop(vecs);
-
-    dirty_on_an_exiting_thread();
-    let mut bad_raw = Vec::new();
-    let mut raw = Vec::with_capacity(BLOCKS);
-    for i in 0..BLOCKS {
-        let l = Layout::from_size_align(1000, if i % 2 == 0 { 8 } else { 16 }).unwrap();
-        // SAFETY: non-zero size.
-        let p = unsafe { A.alloc_zeroed(l) };
-        assert!(!p.is_null(), "alloc_zeroed(1000) failed");
-        // SAFETY: a live block of 1000 bytes.
-        let n = nonzero(unsafe { std::slice::from_raw_parts(p, 1000) });
-        if n > 0 {
-            bad_raw.push(n);
+    let mut bad = Vec::new();
+    if via == "vec" {
+        let vecs: Vec<Vec<u8>> = (0..BLOCKS).map(|_| vec![0u8; 1000]).collect();
+        bad.extend(vecs.iter().map(|v| nonzero(v)).filter(|&n| n > 0));
+    } else {
+        let mut raw = Vec::with_capacity(BLOCKS);
+        for i in 0..BLOCKS {
+            let l = Layout::from_size_align(1000, if i % 2 == 0 { 8 } else { 16 }).unwrap();
+            // SAFETY: non-zero size.
+            let p = unsafe { A.alloc_zeroed(l) };
+            assert!(!p.is_null(), "alloc_zeroed(1000) failed");
+            // SAFETY: a live block of 1000 bytes.
+            let n = nonzero(unsafe { std::slice::from_raw_parts(p, 1000) });
+            if n > 0 {
+                bad.push(n);
+            }
+            raw.push((p, l));
         }
-        raw.push((p, l));
+        for (p, l) in raw {
+            // SAFETY: each block is live and freed once, with its layout.
+            unsafe { A.dealloc(p, l) };
+        }
     }
-    for (p, l) in raw {
-        // SAFETY: each block is live and freed once, with its layout.
-        unsafe { A.dealloc(p, l) };
-    }
+    let bytes: usize = bad.iter().sum();
     println!(
-        "zeroed: {}: vec![0u8; 1000]: {} of {BLOCKS} blocks with {} non-zero bytes; \
-         alloc_zeroed: {} blocks with {} non-zero bytes",
+        "zeroed: {} via {via}: {} of {BLOCKS} blocks with {bytes} non-zero bytes",
         profile.name(),
-        bad_vecs.len(),
-        bad_vecs.iter().sum::<usize>(),
-        bad_raw.len(),
-        bad_raw.iter().sum::<usize>()
+        bad.len()
     );
     assert!(
-        bad_vecs.is_empty() && bad_raw.is_empty(),
-        "{}: zeroed memory holds old data: vec![0u8; 1000] gave {} non-zero blocks \
-         ({} bytes), alloc_zeroed gave {} non-zero blocks ({} bytes)",
+        bad.is_empty(),
+        "{} via {via}: zeroed memory holds old data: {} of {BLOCKS} 1000-byte blocks \
+         with {bytes} non-zero bytes",
         profile.name(),
-        bad_vecs.len(),
-        bad_vecs.iter().sum::<usize>(),
-        bad_raw.len(),
-        bad_raw.iter().sum::<usize>()
+        bad.len()
     );
+}
+
+/// Runs the scenario of test `name` in a child per interface, under `profile`.
+fn in_children(name: &str, profile: Profile) {
+    let mut failures = Vec::new();
+    for via in ["vec", "alloc_zeroed"] {
+        let out = common::run_child(name, &[("HAKMEM_PROFILE", profile.name()), (VIA_ENV, via)]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if let Some(at) = stdout.find("zeroed:") {
+            println!("{}", stdout[at..].lines().next().unwrap_or(""));
+        }
+        let passed = out.status.success() && stdout.contains("test result: ok. 1 passed");
+        if !passed {
+            failures.push(common::describe(&out));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
@@ -90,11 +109,7 @@ fn zeroed_after_thread_exit_balanced() {
     if common::is_child() {
         zeroed_blocks_are_zero(Profile::Balanced);
     } else {
-        common::run_profile_child(
-            "zeroed_after_thread_exit_balanced",
-            Profile::Balanced,
-            "zeroed:",
-        );
+        in_children("zeroed_after_thread_exit_balanced", Profile::Balanced);
     }
 }
 
@@ -103,7 +118,7 @@ fn zeroed_after_thread_exit_lean() {
     if common::is_child() {
         zeroed_blocks_are_zero(Profile::Lean);
     } else {
-        common::run_profile_child("zeroed_after_thread_exit_lean", Profile::Lean, "zeroed:");
+        in_children("zeroed_after_thread_exit_lean", Profile::Lean);
     }
 }
 
@@ -112,10 +127,6 @@ fn zeroed_after_thread_exit_speed_first() {
     if common::is_child() {
         zeroed_blocks_are_zero(Profile::SpeedFirst);
     } else {
-        common::run_profile_child(
-            "zeroed_after_thread_exit_speed_first",
-            Profile::SpeedFirst,
-            "zeroed:",
-        );
+        in_children("zeroed_after_thread_exit_speed_first", Profile::SpeedFirst);
     }
 }

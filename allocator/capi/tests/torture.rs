@@ -7,9 +7,11 @@
 //! `<target>/fast`), with a deadline, and asserts survival (exit 0 in time, no
 //! corrupted block) and memory return (RSS or hakmem's mapped bytes).
 //!
-//! Sized for about two minutes in all on two cores, once both libraries are
-//! built. The scenarios run one at a time within this binary, so that memory
-//! readings and deadlines do not depend on what runs beside them.
+//! Sized for well under three minutes in all on two cores (about 25 s of
+//! scenarios when nothing fails, plus building the `fast` library once; a
+//! scenario that hangs costs its deadline, 30 to 90 s). The scenarios run one
+//! at a time within this binary, so that memory readings and deadlines do not
+//! depend on what runs beside them.
 
 mod common;
 

@@ -21,7 +21,8 @@
  *                   then malloc_trim(0): its result and VmRSS right after it
  *   mallinfo        main holds 50 MB of 256-byte blocks and prints mallinfo2()
  *   malloc_stats    main holds a few blocks and calls malloc_stats()
- * The bookkeeping arrays are mmap'ed, not malloc'ed. */
+ * The bookkeeping arrays are mmap'ed, not malloc'ed, and unmapped before
+ * memory is measured. */
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <pthread.h>
@@ -91,7 +92,10 @@ static int exited(void) {
     }
     for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
     long peak = rss_kb(), ms1, ms2;
-    for (int i = 0; i < 4; i++) free_all(p[i], BLOCKS_100MB);
+    for (int i = 0; i < 4; i++) {
+        free_all(p[i], BLOCKS_100MB);
+        xunmap(p[i], BLOCKS_100MB * sizeof(void *));
+    }
     long after_free = wait_rss_kb(limit_kb, deadline_ms, &ms1);
     for (int i = 0; i < 4; i++)
         if (pthread_create(&t[i], NULL, short_thread, NULL)) return 3;
@@ -130,6 +134,7 @@ static int idle_producer(void) {
     wait_for(&built, 1);
     long peak = rss_kb(), ms;
     pthread_join(cons, NULL);
+    xunmap(shared, BLOCKS_100MB * sizeof(void *));
     long after = wait_rss_kb(limit_kb, deadline_ms, &ms);
     bump(&released);
     pthread_join(prod, NULL);
@@ -148,6 +153,7 @@ static int fork_reclaim(void) {
     if (pid == 0) {
         long before = rss_kb(), ms;
         free_all(shared, BLOCKS_100MB);
+        xunmap(shared, BLOCKS_100MB * sizeof(void *));
         long after = wait_rss_kb(limit_kb, deadline_ms, &ms);
         printf("fork_reclaim: child_before_kb=%ld child_after_kb=%ld child_after_ms=%ld\n", before,
                after, ms);
@@ -213,6 +219,7 @@ static int trim(void) {
     fill_256(p, n);
     long peak = rss_kb();
     free_all(p, n);
+    xunmap(p, (size_t)n * sizeof(void *));
     long before = rss_kb();
     int ret = malloc_trim(0);
     long after = rss_kb();

@@ -89,6 +89,7 @@ static int churn(int threads, int wave) {
         unsigned char *p = atomic_exchange(&ring[i], NULL);
         if (p) check_free(p);
     }
+    xunmap((void *)ring, RING * sizeof *ring);
     long ms, after = wait_rss_kb(limit_kb, deadline_ms, &ms);
     struct hakmem_stats st;
     hakmem_stats(&st);
