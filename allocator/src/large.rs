@@ -21,7 +21,7 @@ use crate::lock::SpinLock;
 use crate::segmap::{self, Chunk, CHUNK};
 use crate::{os, release, stats};
 use core::ptr::{self, null_mut};
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 const MAGIC: u64 = 0x6861_6b6d_656d_4c47; // "hakmemLG"
 const HEADER: usize = 64;
@@ -54,6 +54,16 @@ static CACHE: SpinLock<Cache> = SpinLock::new(Cache {
     count: 0,
     bytes: 0,
 });
+
+/// Bytes of the mappings of live large blocks.
+static LIVE_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Live large blocks, the bytes mapped for them, and (roughly, headers and
+/// page rounding aside) the bytes usable in them.
+pub(crate) fn usage() -> (u64, u64, u64) {
+    let bytes = LIVE_BYTES.load(Relaxed);
+    (stats::LARGE_LIVE.load(Relaxed), bytes, bytes)
+}
 
 fn offset_for(align: usize) -> usize {
     align.max(HEADER)
@@ -112,6 +122,7 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
         }
         segmap::set(map, Chunk::Large);
         stats::LARGE_LIVE.fetch_add(1, Relaxed);
+        LIVE_BYTES.fetch_add(map_len as u64, Relaxed);
         user
     }
 }
@@ -148,6 +159,7 @@ fn alloc_aligned(size: usize, align: usize) -> *mut u8 {
     }
     segmap::set(user, Chunk::LargeAligned);
     stats::LARGE_LIVE.fetch_add(1, Relaxed);
+    LIVE_BYTES.fetch_add(len as u64, Relaxed);
     user
 }
 
@@ -178,6 +190,7 @@ pub(crate) unsafe fn free(p: *mut u8, kind: Chunk) {
     (*h).live = false;
     stats::LARGE_LIVE.fetch_sub(1, Relaxed);
     let (map, len) = ((*h).map, (*h).map_len);
+    LIVE_BYTES.fetch_sub(len as u64, Relaxed);
     if kind == Chunk::Large && offer_to_cache(map, len) {
         return;
     }
@@ -218,11 +231,13 @@ pub(crate) unsafe fn resize_in_place(p: *mut u8, kind: Chunk, new_size: usize) -
     if need <= (*h).map_len {
         // Shrinking a lot gives the tail back; a little is kept for regrowth.
         if need < (*h).map_len / 2 && os::remap_in_place((*h).map, (*h).map_len, need) {
+            LIVE_BYTES.fetch_sub(((*h).map_len - need) as u64, Relaxed);
             (*h).map_len = need;
         }
         return true;
     }
     if os::remap_in_place((*h).map, (*h).map_len, need) {
+        LIVE_BYTES.fetch_add((need - (*h).map_len) as u64, Relaxed);
         (*h).map_len = need;
         return true;
     }

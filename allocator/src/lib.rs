@@ -70,6 +70,19 @@ pub struct Usage {
     pub large_in_use: u64,
 }
 
+/// Where hakmem's memory is now (see [`Usage`]).
+pub fn usage() -> Usage {
+    let (slab_bytes, small_in_use) = superslab::usage();
+    let (large_blocks, large_bytes, large_in_use) = large::usage();
+    Usage {
+        slab_bytes,
+        small_in_use,
+        large_blocks,
+        large_bytes,
+        large_in_use,
+    }
+}
+
 /// Gives free memory back to the OS now, as `malloc_trim` does: the calling
 /// thread's empty slabs, every heap's spare and cached slabs, the slabs whose
 /// blocks all came back, and the large-block cache. Returns whether any

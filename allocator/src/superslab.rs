@@ -124,6 +124,9 @@ pub(crate) struct SuperSlab {
     in_avail: bool,
     next: *mut SuperSlab,
     prev: *mut SuperSlab,
+    /// Every mapped superslab, for `usage` (under the pool lock).
+    all_next: *mut SuperSlab,
+    all_prev: *mut SuperSlab,
     slabs: [Slab; MAX_SLABS],
 }
 
@@ -216,6 +219,8 @@ struct Pool {
     /// Empty superslabs kept mapped, linked through `next`.
     retained: *mut SuperSlab,
     retained_count: u32,
+    /// Every mapped superslab, linked through `all_next`.
+    all: *mut SuperSlab,
 }
 
 // SAFETY: the raw pointers are only dereferenced under POOL's lock.
@@ -225,6 +230,7 @@ static POOL: SpinLock<Pool> = SpinLock::new(Pool {
     avail: [null_mut(); 2],
     retained: null_mut(),
     retained_count: 0,
+    all: null_mut(),
 });
 
 impl Pool {
@@ -250,6 +256,26 @@ impl Pool {
             (*(*ss).next).prev = (*ss).prev;
         }
         (*ss).in_avail = false;
+    }
+
+    unsafe fn link_all(&mut self, ss: *mut SuperSlab) {
+        (*ss).all_prev = null_mut();
+        (*ss).all_next = self.all;
+        if !self.all.is_null() {
+            (*self.all).all_prev = ss;
+        }
+        self.all = ss;
+    }
+
+    unsafe fn unlink_all(&mut self, ss: *mut SuperSlab) {
+        if (*ss).all_prev.is_null() {
+            self.all = (*ss).all_next;
+        } else {
+            (*(*ss).all_prev).all_next = (*ss).all_next;
+        }
+        if !(*ss).all_next.is_null() {
+            (*(*ss).all_next).all_prev = (*ss).all_prev;
+        }
     }
 
     unsafe fn pop_retained(&mut self) -> *mut SuperSlab {
@@ -305,8 +331,12 @@ fn map_superslab(kind: Kind, populate: bool) -> *mut SuperSlab {
     if ss.is_null() {
         return ss;
     }
-    // SAFETY: a fresh, exclusively owned 2 MiB mapping, large enough for the header.
-    unsafe { format(ss, kind, true) };
+    // SAFETY: a fresh, exclusively owned 2 MiB mapping, large enough for the
+    // header; linked under the pool lock.
+    unsafe {
+        format(ss, kind, true);
+        POOL.lock().link_all(ss);
+    }
     stats::SUPERSLABS.fetch_add(1, Relaxed);
     ss
 }
@@ -388,11 +418,35 @@ pub(crate) unsafe fn release(s: *mut Slab) {
         pool.retained_count += 1;
         return;
     }
+    pool.unlink_all(ss);
     drop(pool);
     segmap::set(ss as *const u8, Chunk::Foreign);
     (*ss).magic = 0;
     os::unmap(ss as *mut u8, SUPERSLAB);
     stats::SUPERSLABS.fetch_sub(1, Relaxed);
+}
+
+/// Bytes of superslabs mapped, and bytes in blocks handed out from them (a
+/// walk over every superslab under the pool lock; `used` is read racily, so
+/// the figure is a snapshot).
+pub(crate) fn usage() -> (u64, u64) {
+    let pool = POOL.lock();
+    let (mut mapped, mut in_use) = (0u64, 0u64);
+    let mut ss = pool.all;
+    // SAFETY: superslabs on `all` are mapped and formatted; the list is
+    // guarded by the pool lock we hold.
+    unsafe {
+        while !ss.is_null() {
+            mapped += SUPERSLAB as u64;
+            for s in &(&(*ss).slabs)[1..(*ss).kind.slabs() as usize] {
+                if s.state != state::FREE {
+                    in_use += s.used.load(Relaxed) as u64 * s.block_size as u64;
+                }
+            }
+            ss = (*ss).all_next;
+        }
+    }
+    (mapped, in_use)
 }
 
 /// Maps one pre-faulted superslab into the pool (the prewarm box).
