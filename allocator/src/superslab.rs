@@ -23,7 +23,7 @@ use crate::lock::SpinLock;
 use crate::remote::Block;
 use crate::segmap::{self, Chunk, CHUNK};
 use crate::size_class::{is_medium, CLASS_SIZE};
-use crate::{os, release, stats};
+use crate::{arena, large, os, release, stats};
 use core::ptr::{self, null_mut};
 use core::sync::atomic::{AtomicPtr, Ordering::Relaxed};
 
@@ -280,11 +280,18 @@ unsafe fn format(ss: *mut SuperSlab, kind: Kind, pristine: bool) {
     segmap::set(ss as *const u8, kind.chunk());
 }
 
-/// Maps and formats a fresh superslab, registering it in the chunk map.
+/// Takes a chunk from an arena (trimming the large cache if none is left) and
+/// formats it as a superslab, registering it in the chunk map.
 fn map_superslab(kind: Kind, populate: bool) -> *mut SuperSlab {
-    let ss = os::map_aligned(SUPERSLAB, SUPERSLAB, populate) as *mut SuperSlab;
+    let mut ss = arena::alloc_run(1) as *mut SuperSlab;
+    if ss.is_null() && large::trim() {
+        ss = arena::alloc_run(1) as *mut SuperSlab;
+    }
     if ss.is_null() {
         return ss;
+    }
+    if populate {
+        os::populate(ss.cast(), SUPERSLAB);
     }
     // SAFETY: a fresh, exclusively owned 2 MiB mapping, large enough for the header.
     unsafe { format(ss, kind, true) };
@@ -325,8 +332,8 @@ pub(crate) fn acquire(kind: Kind) -> *mut Slab {
     }
 }
 
-/// Hands an empty slab back to the pool; unmaps its superslab if that empties it
-/// and the release policy says so.
+/// Hands an empty slab back to the pool; returns its superslab's chunk to its
+/// arena if that empties it and the release policy says so.
 ///
 /// # Safety
 /// `s` must be owned by the caller's heap and hold no live block.
@@ -372,9 +379,9 @@ pub(crate) unsafe fn release(s: *mut Slab) {
         return;
     }
     drop(pool);
-    segmap::set(ss as *const u8, Chunk::Foreign);
     (*ss).magic = 0;
-    os::unmap(ss as *mut u8, SUPERSLAB);
+    // Back to its arena, decommitted; the chunk stays hakmem's (`ArenaFree`).
+    arena::release_run(ss as *mut u8, 1);
     stats::SUPERSLABS.fetch_sub(1, Relaxed);
 }
 
