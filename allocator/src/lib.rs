@@ -14,8 +14,10 @@
 //! - `heap` (thread cache): the lock-free fast path and its slow paths;
 //! - `remote`: frees from other threads (lock-free inboxes);
 //! - `superslab`: 2 MiB regions cut into slabs, and the shared pool of them;
+//! - `arena`: hakmem's address space, 64 MiB arenas handing out 2 MiB chunks;
 //! - `segmap`: which 2 MiB chunks are hakmem's (routes `free` in O(1));
-//! - `large`: blocks over 64 KiB, one mapping each, with a reuse cache;
+//! - `large`: blocks over 64 KiB, in page chunks or chunk runs of the arenas
+//!   (direct mappings beyond 32 MiB), with a decaying reuse cache;
 //! - `os`: every syscall, counted; `release` and `prewarm`: policy boxes;
 //! - `reclaim`: the background release thread (memory of idle and gone threads);
 //! - `options`, `stats`, `init` (start-up, fork, exit), `check` (fatal errors),
@@ -35,6 +37,7 @@ macro_rules! observe {
     };
 }
 
+mod arena;
 mod check;
 mod heap;
 mod init;
@@ -64,21 +67,20 @@ pub struct Usage {
     pub slab_bytes: u64,
     /// Bytes in small blocks handed out (block sizes, not requested sizes).
     pub small_in_use: u64,
-    /// Large blocks handed out, the bytes mapped for them, and their usable bytes.
+    /// Large blocks handed out.
     pub large_blocks: u64,
-    pub large_bytes: u64,
+    /// Bytes usable in them.
     pub large_in_use: u64,
 }
 
 /// Where hakmem's memory is now (see [`Usage`]).
 pub fn usage() -> Usage {
     let (slab_bytes, small_in_use) = superslab::usage();
-    let (large_blocks, large_bytes, large_in_use) = large::usage();
+    let (large_blocks, large_in_use) = large::usage();
     Usage {
         slab_bytes,
         small_in_use,
         large_blocks,
-        large_bytes,
         large_in_use,
     }
 }
@@ -200,8 +202,9 @@ pub mod raw {
     }
 
     /// Frees `p` and returns true if it is hakmem's; returns false, doing
-    /// nothing, for a pointer from elsewhere (or null). A large block's chunk
-    /// may also hold other mappings, so there only a live hakmem block counts.
+    /// nothing, for a pointer from elsewhere (or null). A pointer into
+    /// hakmem's memory that is not a live block aborts, as in [`free`]:
+    /// hakmem's chunks hold nothing but hakmem's blocks.
     ///
     /// # Safety
     /// If hakmem's, `p` must be a live block.
@@ -211,7 +214,7 @@ pub mod raw {
         if kind.is_superslab() {
             heap::free(p, kind);
             true
-        } else if kind != Chunk::Foreign && large::owns(p, kind) {
+        } else if kind != Chunk::Foreign {
             large::free(p, kind);
             true
         } else {
@@ -219,15 +222,12 @@ pub mod raw {
         }
     }
 
-    /// Whether `p` belongs to hakmem's `free`: any pointer into a superslab
-    /// (which rejects it loudly if it is not a live block), or a live large
-    /// block. Anything else came from another allocator.
+    /// Whether `p` lies in hakmem's memory (any chunk of an arena or of a
+    /// large mapping), so that hakmem's `free` must judge it: it rejects it
+    /// loudly if it is not a live block. Anything else came from another
+    /// allocator.
     pub fn manages(p: *const u8) -> bool {
-        match segmap::lookup(p) {
-            Chunk::Foreign => false,
-            k if k.is_superslab() => true,
-            k => large::owns(p, k),
-        }
+        segmap::lookup(p) != Chunk::Foreign
     }
 
     /// Resizes `p` to `new_size` bytes aligned to `align`, in place where it can.
@@ -391,33 +391,57 @@ mod tests {
         assert!(!unsafe { raw::try_free(&x as *const u64 as *mut u8) });
     }
 
-    #[test]
-    fn foreign_memory_in_a_large_blocks_chunk_is_not_hakmems() {
-        // SAFETY: the foreign page is mapped at a free address inside the
-        // large block's 2 MiB chunk (MAP_FIXED_NOREPLACE never replaces), and
-        // both are released at the end.
+    /// Whether the page at `p` is mapped: MAP_FIXED_NOREPLACE refuses a
+    /// mapped range with EEXIST (and a page it did place is removed again).
+    fn page_is_mapped(p: usize) -> bool {
+        // SAFETY: NOREPLACE never replaces an existing mapping; a page it
+        // placed at a free address is unmapped at once.
         unsafe {
-            let p = raw::alloc(300_000, 16);
-            let chunk = p as usize & !((2 << 20) - 1);
             let q = libc::mmap(
-                (chunk + (1 << 20)) as *mut libc::c_void,
+                p as *mut libc::c_void,
                 4096,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
                 -1,
                 0,
             );
-            assert_eq!(
-                q as usize,
-                chunk + (1 << 20),
-                "could not place the foreign page"
-            );
-            let q = q.cast::<u8>();
-            assert!(raw::manages(p) && !raw::manages(q));
-            assert!(!raw::owns(q));
-            assert!(!raw::try_free(q));
-            assert!(raw::try_free(p));
-            libc::munmap(q.cast(), 4096);
+            if q == libc::MAP_FAILED {
+                return *libc::__errno_location() == libc::EEXIST;
+            }
+            libc::munmap(q, 4096);
+            false
+        }
+    }
+
+    #[test]
+    fn no_foreign_mapping_can_sit_in_a_large_blocks_chunks() {
+        // Page blocks, run blocks and direct blocks: every page of every chunk
+        // they touch is mapped (reserved by hakmem), so no other mapping can
+        // land there and a pointer into them is always hakmem's to judge.
+        for size in [300_000usize, 5 << 20, 40 << 20] {
+            // SAFETY: each block is live until try_free, which frees it once.
+            unsafe {
+                let p = raw::alloc(size, 16);
+                assert!(!p.is_null());
+                let first = p as usize & !((2 << 20) - 1);
+                let last = (p as usize + size - 1) & !((2 << 20) - 1);
+                let mut chunk = first;
+                while chunk <= last {
+                    for off in [0, 1 << 20, (2 << 20) - 4096] {
+                        assert!(page_is_mapped(chunk + off), "{size}: {:#x}", chunk + off);
+                        assert!(raw::manages((chunk + off) as *const u8));
+                    }
+                    chunk += 2 << 20;
+                }
+                let inside = p.add(size / 2);
+                assert!(raw::manages(p) && raw::manages(inside));
+                assert!(!raw::owns(inside));
+                assert_eq!(raw::usable_size(inside), None);
+                assert!(raw::try_free(p));
+                // Freed, the arena's chunks stay hakmem's (a direct mapping
+                // is gone and forgotten).
+                assert_eq!(raw::manages(p), size < (32 << 20));
+            }
         }
     }
 

@@ -13,7 +13,10 @@
 //! 2. a slab handed back to the shared pool is decommitted (lean) or kept
 //!    committed (speed-first);
 //! 3. an empty superslab is kept mapped while fewer than `retain_superslabs`
-//!    are, and unmapped beyond that.
+//!    are, and its chunk goes back to its arena (decommitted) beyond that.
+//!
+//! Freed large blocks stay committed in the large cache, up to
+//! `large_cache_bytes`, and are decommitted after `large_decay_ms` unused.
 //!
 //! Invariants: nothing here is called on a fast path; all functions are pure
 //! reads of the options.
@@ -85,9 +88,15 @@ pub(crate) fn cache_large(cached: u64, len: u64) -> bool {
     cached.saturating_add(len) <= options().large_cache_bytes
 }
 
-/// Whether cached large mappings give their pages back while they wait.
-pub(crate) fn decommit_cached_large() -> bool {
-    options().mem_lean
+/// How long freed large memory stays committed in the large cache, unused,
+/// before `large::decay` gives it back: a second when lean (balanced), ten
+/// under speed-first (whose cache is also bigger).
+pub(crate) fn large_decay_ms() -> u64 {
+    if options().mem_lean {
+        DECAY_MS
+    } else {
+        10 * DECAY_MS
+    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,14 @@
 //! - One byte per 2 MiB chunk of the 47-bit user address space (64 MiB of
 //!   zero-initialised .bss; only pages of entries in use are ever touched, one
 //!   page covering 8 GiB of address space).
-//! - An entry is set before the chunk's first block is handed out and cleared
-//!   before the chunk is unmapped, so a non-zero entry always names live
-//!   hakmem metadata. Reading it is one plain load: `free` uses it to route a
+//! - Every chunk of an arena (`arena.rs`) has a non-zero entry for the life of
+//!   the process (`ArenaFree` while it holds nothing), and so does every chunk
+//!   of a direct large mapping while it is mapped: any pointer whose entry is
+//!   not `Foreign` is hakmem's, and only `Foreign` pointers may be handed to
+//!   another allocator.
+//! - An entry names the chunk's content before the chunk's first block is
+//!   handed out; a direct mapping's entries are cleared before it is
+//!   unmapped. Reading an entry is one plain load: `free` uses it to route a
 //!   pointer (superslab, large block, or not ours) without any lock.
 
 use core::sync::atomic::{AtomicU8, Ordering::Relaxed};
@@ -23,11 +28,20 @@ const ENTRIES: usize = 1 << (ADDRESS_BITS - CHUNK_SHIFT);
 pub(crate) enum Chunk {
     /// Not hakmem's.
     Foreign = 0,
-    /// A large block whose header is at the chunk base.
+    /// hakmem's, holding no block (a free arena chunk, or one waiting to be
+    /// unmapped): no pointer into it may be freed.
+    ArenaFree = 1,
+    /// The first chunk of a large block (a run of chunks or a direct
+    /// mapping), whose header is at the chunk base.
     Large = 2,
     /// A large block with alignment >= 2 MiB: the user pointer is the chunk base
     /// and its header sits in the page before it.
     LargeAligned = 3,
+    /// A continuation chunk of a large block: no block starts in it.
+    LargeTail = 4,
+    /// A chunk of page-granular large blocks (up to 1 MiB), whose page bitmaps
+    /// are in its first page.
+    LargePages = 5,
     /// A superslab of 64 KiB slabs; its header is at the chunk base.
     SmallSlabs = 16,
     /// A superslab of 512 KiB slabs; its header is at the chunk base.
@@ -64,6 +78,16 @@ pub(crate) fn set(p: *const u8, what: Chunk) {
     let i = p as usize >> CHUNK_SHIFT;
     if i < ENTRIES {
         MAP[i].store(what as u8, Relaxed);
+    }
+}
+
+/// Records `what` for the `n` chunks starting with the one containing `p`.
+pub(crate) fn set_run(p: *const u8, n: usize, what: Chunk) {
+    for i in 0..n {
+        set(
+            (p as usize).wrapping_add(i << CHUNK_SHIFT) as *const u8,
+            what,
+        );
     }
 }
 

@@ -17,6 +17,9 @@ pub(crate) static MAPPED_BYTES: AtomicU64 = AtomicU64::new(0);
 pub(crate) static SUPERSLABS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static SUPERSLABS_RELEASED: AtomicU64 = AtomicU64::new(0);
 pub(crate) static LARGE_LIVE: AtomicU64 = AtomicU64::new(0);
+pub(crate) static SYSCALL_FAILURES: AtomicU64 = AtomicU64::new(0);
+pub(crate) static RESERVED_BYTES: AtomicU64 = AtomicU64::new(0);
+pub(crate) static LARGE_CACHED_BYTES: AtomicU64 = AtomicU64::new(0);
 
 /// A snapshot of the allocator's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,14 +32,25 @@ pub struct Stats {
     pub madvise: u64,
     /// `mremap` calls made.
     pub mremap: u64,
-    /// Bytes currently mapped from the OS (superslabs, large blocks, metadata).
+    /// Bytes hakmem holds from the OS for its use: arena chunks handed out
+    /// (superslabs, large blocks and the large cache, which may be partly
+    /// decommitted inside), direct mappings and metadata. Free arena chunks,
+    /// which are decommitted, are not counted (see `reserved_bytes`).
     pub mapped_bytes: u64,
     /// Superslabs currently mapped.
     pub superslabs: u64,
     /// Superslabs given back to the OS so far.
     pub superslabs_released: u64,
-    /// Large (directly mapped) blocks currently live.
+    /// Large blocks (over 64 KiB or over-aligned) currently live.
     pub large_blocks: u64,
+    /// munmap / madvise / mremap calls that failed (each also reported once
+    /// per kind on stderr); zero on a healthy system.
+    pub syscall_failures: u64,
+    /// Address space reserved for arenas (never unmapped: this is the peak).
+    pub reserved_bytes: u64,
+    /// Bytes of freed large blocks kept committed for reuse (the large cache),
+    /// bounded by `Options::large_cache_bytes` and decaying when idle.
+    pub large_cached_bytes: u64,
     /// Per-path counters (feature `observe`; zero without it).
     pub paths: PathCounters,
 }
@@ -69,6 +83,9 @@ pub fn stats() -> Stats {
         superslabs: SUPERSLABS.load(Relaxed),
         superslabs_released: SUPERSLABS_RELEASED.load(Relaxed),
         large_blocks: LARGE_LIVE.load(Relaxed),
+        syscall_failures: SYSCALL_FAILURES.load(Relaxed),
+        reserved_bytes: RESERVED_BYTES.load(Relaxed),
+        large_cached_bytes: LARGE_CACHED_BYTES.load(Relaxed),
         paths: paths(),
     }
 }

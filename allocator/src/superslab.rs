@@ -27,7 +27,7 @@ use crate::lock::SpinLock;
 use crate::remote::Block;
 use crate::segmap::{self, Chunk, CHUNK};
 use crate::size_class::{is_medium, CLASS_SIZE};
-use crate::{os, release, stats};
+use crate::{arena, large, os, release, stats};
 use core::ptr::{self, null_mut};
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering::Relaxed};
 
@@ -325,13 +325,20 @@ unsafe fn format(ss: *mut SuperSlab, kind: Kind, pristine: bool) {
     segmap::set(ss as *const u8, kind.chunk());
 }
 
-/// Maps and formats a fresh superslab, registering it in the chunk map.
+/// Takes a chunk from an arena (trimming the large cache if none is left) and
+/// formats it as a superslab, registering it in the chunk map.
 fn map_superslab(kind: Kind, populate: bool) -> *mut SuperSlab {
-    let ss = os::map_aligned(SUPERSLAB, SUPERSLAB, populate) as *mut SuperSlab;
+    let mut ss = arena::alloc_run(1) as *mut SuperSlab;
+    if ss.is_null() && large::trim() {
+        ss = arena::alloc_run(1) as *mut SuperSlab;
+    }
     if ss.is_null() {
         return ss;
     }
-    // SAFETY: a fresh, exclusively owned 2 MiB mapping, large enough for the
+    if populate {
+        os::populate(ss.cast(), SUPERSLAB);
+    }
+    // SAFETY: a fresh, exclusively owned 2 MiB chunk, large enough for the
     // header; linked under the pool lock.
     unsafe {
         format(ss, kind, true);
@@ -374,18 +381,18 @@ pub(crate) fn acquire(kind: Kind) -> *mut Slab {
     }
 }
 
-/// Hands an empty slab back to the pool; unmaps its superslab if that empties it
-/// and the release policy says so.
+/// Hands an empty slab back to the pool; returns its superslab's chunk to its
+/// arena if that empties it and the release policy says so.
 ///
 /// # Safety
 /// `s` must be owned by the caller's heap and hold no live block.
 pub(crate) unsafe fn release(s: *mut Slab) {
     let lean = release::decommit_pooled_slabs();
     let touched = ((*s).dirty as usize - (*s).start as usize).next_multiple_of(os::PAGE);
-    if touched > 0 && lean {
-        // Decommit before the slab is visible in the pool, so that nobody
-        // can carve from it while its pages are being dropped.
-        os::decommit((*s).start, touched);
+    // Decommit before the slab is visible in the pool, so that nobody can
+    // carve from it while its pages are being dropped. A refused decommit
+    // leaves the mark where it was.
+    if touched > 0 && lean && os::decommit((*s).start, touched) {
         (*s).dirty = (*s).start;
     }
     (*s).carve.store((*s).start, Relaxed);
@@ -420,9 +427,9 @@ pub(crate) unsafe fn release(s: *mut Slab) {
     }
     pool.unlink_all(ss);
     drop(pool);
-    segmap::set(ss as *const u8, Chunk::Foreign);
     (*ss).magic = 0;
-    os::unmap(ss as *mut u8, SUPERSLAB);
+    // Back to its arena, decommitted; the chunk stays hakmem's (`ArenaFree`).
+    arena::release_run(ss as *mut u8, 1);
     stats::SUPERSLABS.fetch_sub(1, Relaxed);
 }
 

@@ -100,6 +100,81 @@ death_test!(
 );
 
 death_test!(
+    /// A pointer into the third chunk of a live 8 MiB block (a continuation
+    /// chunk), after bytes crafted to look like a large block's header.
+    free_of_interior_pointer_in_a_later_chunk_of_a_large_block_aborts,
+    {
+        let p = live_block(8 << 20);
+        // SAFETY: writes inside the live block; the free is the invalid one
+        // under test.
+        unsafe {
+            let q = p.add(5 << 20);
+            let fake: [u64; 4] = [0x6861_6b6d_656d_4c47, q as u64, 8 << 20, 0];
+            q.sub(32).cast::<[u64; 4]>().write_unaligned(fake);
+            hakmem::raw::free(black_box(q));
+        }
+    }
+);
+
+death_test!(
+    /// A 100 KiB block freed twice, its pages reused meanwhile by a 200 KiB
+    /// block that starts at another offset (the first of the pair before it).
+    double_free_of_page_block_reused_at_another_offset_aborts,
+    {
+        let a = live_block(100 << 10);
+        let b = live_block(100 << 10);
+        let _c = live_block(100 << 10);
+        // SAFETY: a and b are live and freed once here; the second free of b
+        // is the double free under test.
+        unsafe {
+            hakmem::raw::free(b);
+            hakmem::raw::free(a);
+            let d = live_block(200 << 10);
+            assert!(
+                d < b && b < d.add(200 << 10),
+                "precondition: the 200 KiB block {d:p} should cover {b:p}"
+            );
+            hakmem::raw::free(black_box(b));
+        }
+    }
+);
+
+death_test!(
+    /// A 4 MiB block freed twice, its run reused meanwhile (from the large
+    /// cache) by a page-aligned block, which starts at another offset.
+    double_free_of_run_block_reused_at_another_offset_aborts,
+    {
+        let p = live_block(4 << 20);
+        // SAFETY: p is freed once here; the second free is the double free
+        // under test.
+        unsafe {
+            hakmem::raw::free(p);
+            let q = hakmem::raw::alloc(4 << 20, 4096);
+            assert!(
+                q as usize & !((2 << 20) - 1) == p as usize & !((2 << 20) - 1) && q != p,
+                "precondition: {q:p} should reuse the run of {p:p}"
+            );
+            hakmem::raw::free(black_box(p));
+        }
+    }
+);
+
+death_test!(
+    /// An 8 MiB block freed twice, its chunks back in the arena meanwhile.
+    double_free_of_large_block_after_trim_aborts,
+    {
+        let p = live_block(8 << 20);
+        // SAFETY: p is freed once here; the second free is the double free
+        // under test.
+        unsafe {
+            hakmem::raw::free(p);
+            hakmem::trim();
+            hakmem::raw::free(black_box(p));
+        }
+    }
+);
+
+death_test!(
     /// A pointer to a local variable.
     free_of_stack_pointer_aborts,
     {

@@ -23,10 +23,15 @@ struct hakmem_options {
 /* The always-on counters (a snapshot; cheap). */
 struct hakmem_stats {
     uint64_t mmap, munmap, madvise, mremap; /* syscalls made */
-    uint64_t mapped_bytes;                  /* bytes mapped now */
-    uint64_t superslabs;                    /* superslabs mapped now */
-    uint64_t superslabs_released;           /* superslabs unmapped so far */
-    uint64_t large_blocks;                  /* large blocks live or cached */
+    uint64_t mapped_bytes;        /* bytes in use from the OS now (arena chunks
+                                     handed out, direct mappings, metadata) */
+    uint64_t superslabs;          /* superslabs in use now */
+    uint64_t superslabs_released; /* superslabs given back so far */
+    uint64_t large_blocks;        /* large blocks live */
+    /* Appended fields: */
+    uint64_t syscall_failures;    /* failed munmap/madvise/mremap (0 when healthy) */
+    uint64_t reserved_bytes;      /* arena address space (never unmapped: the peak) */
+    uint64_t large_cached_bytes;  /* freed large memory kept committed for reuse */
 };
 
 void hakmem_get_options(struct hakmem_options *out);

@@ -27,6 +27,9 @@ pub struct HakmemStats {
     superslabs: u64,
     superslabs_released: u64,
     large_blocks: u64,
+    syscall_failures: u64,
+    reserved_bytes: u64,
+    large_cached_bytes: u64,
 }
 
 /// Fills `*out` with the options in force.
@@ -72,6 +75,9 @@ pub unsafe extern "C" fn hakmem_get_stats(out: *mut HakmemStats) {
             superslabs: s.superslabs,
             superslabs_released: s.superslabs_released,
             large_blocks: s.large_blocks,
+            syscall_failures: s.syscall_failures,
+            reserved_bytes: s.reserved_bytes,
+            large_cached_bytes: s.large_cached_bytes,
         })
     }
 }

@@ -48,21 +48,21 @@ pub struct Mallinfo {
     keepcost: c_int,
 }
 
-/// hakmem's memory in glibc's terms: `arena` = bytes of slab memory mapped,
-/// `hblks`/`hblkhd` = large blocks and the bytes mapped for them,
-/// `uordblks` = bytes in blocks handed out, `fordblks` = mapped bytes not
-/// handed out; the other fields are 0.
+/// hakmem's memory in glibc's terms: `arena` = bytes of superslabs (small
+/// blocks), `hblks` = large blocks live, `hblkhd` = the rest of what hakmem
+/// has from the OS (large blocks, their cache, metadata), `uordblks` = bytes
+/// in blocks handed out, `fordblks` = the rest; the other fields are 0.
 #[no_mangle]
 pub extern "C" fn mallinfo2() -> Mallinfo2 {
     let u = hakmem_core::usage();
-    let mapped = u.slab_bytes + u.large_bytes;
+    let mapped = hakmem_core::stats().mapped_bytes.max(u.slab_bytes);
     let used = u.small_in_use + u.large_in_use;
     Mallinfo2 {
         arena: u.slab_bytes as usize,
         ordblks: 0,
         smblks: 0,
         hblks: u.large_blocks as usize,
-        hblkhd: u.large_bytes as usize,
+        hblkhd: (mapped - u.slab_bytes) as usize,
         usmblks: 0,
         fsmblks: 0,
         uordblks: used as usize,

@@ -55,7 +55,6 @@ fn enomem() -> *mut c_void {
     null_mut()
 }
 
-
 /// `size` bytes aligned to `align` (a power of two), or NULL with ENOMEM.
 #[inline(always)]
 unsafe fn alloc(size: usize, align: usize) -> *mut c_void {
@@ -99,7 +98,9 @@ unsafe fn free_foreign(p: *mut c_void) {
         // Freeing it is impossible while the lookup is running; leaking one
         // block is the only safe way out.
         foreign::Lookup::Recursive => {}
-        foreign::Lookup::Missing => raw::fatal("free(): invalid pointer (not from hakmem)", p.cast()),
+        foreign::Lookup::Missing => {
+            raw::fatal("free(): invalid pointer (not from hakmem)", p.cast())
+        }
     }
 }
 
@@ -294,7 +295,10 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     if raw::manages(p.cast()) {
         return match raw::usable_size(p.cast()) {
             Some(n) => n,
-            None => raw::fatal("malloc_usable_size(): invalid pointer or freed block", p.cast()),
+            None => raw::fatal(
+                "malloc_usable_size(): invalid pointer or freed block",
+                p.cast(),
+            ),
         };
     }
     match foreign::libc() {

@@ -89,12 +89,21 @@ fn options_come_from_the_environment() {
     // The counters prove the memory came from hakmem, not glibc.
     assert!(num(&balanced, "mmap") > 0, "{balanced:?}");
     assert!(num(&balanced, "mapped_bytes") > 0, "{balanced:?}");
+    // The appended fields of struct hakmem_stats: arenas were reserved, no
+    // syscall failed, and the last 8 MiB block freed sits in the large cache.
+    assert!(num(&balanced, "reserved_bytes") >= 64 << 20, "{balanced:?}");
+    assert_eq!(num(&balanced, "syscall_failures"), 0, "{balanced:?}");
+    assert!(
+        num(&balanced, "large_cached_bytes") >= 8 << 20,
+        "{balanced:?}"
+    );
 
     let lean = options_with(&exe, &[("HAKMEM_PROFILE", "lean")]);
     assert_eq!(lean["profile"], "lean", "{lean:?}");
     assert_eq!(num(&lean, "mem_lean"), 1);
     assert_eq!(num(&lean, "retain_superslabs"), 0);
     assert_eq!(num(&lean, "large_cache_bytes"), 0);
+    assert_eq!(num(&lean, "large_cached_bytes"), 0);
 
     let tuned = options_with(
         &exe,
@@ -127,6 +136,57 @@ fn options_come_from_the_environment() {
         &[("HAKMEM_PROFILE", "lean"), ("HAKMEM_MEM_LEAN", "0")],
     );
     assert_eq!(num(&lean_off, "mem_lean"), 0, "{lean_off:?}");
+}
+
+/// Large-block misuse through the C ABI ends in hakmem's abort, naming the
+/// pointer, under every profile: nothing of hakmem's address range reaches
+/// glibc's free.
+#[test]
+fn large_block_misuse_aborts_in_hakmem() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = TempDir::new("large-misuse");
+    let exe = compile("large_misuse.c", dir.path());
+    for mode in [
+        "interior-run",
+        "interior-page",
+        "double-reused",
+        "double-evicted",
+    ] {
+        for profile in PROFILES {
+            let mut cmd = preloaded(Command::new(&exe), profile);
+            cmd.arg(mode);
+            // SAFETY: the closure runs in the forked child before exec and
+            // only calls setrlimit (async-signal-safe) on a stack value, so
+            // that the expected aborts dump no core.
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                cmd.pre_exec(|| {
+                    let none = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
+                    };
+                    libc::setrlimit(libc::RLIMIT_CORE, &none);
+                    Ok(())
+                });
+            }
+            let out = run(cmd, LIMIT);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.signal(),
+                Some(libc::SIGABRT),
+                "{mode}, {}: want hakmem's abort, got {}; stdout {:?}, stderr {err:?}",
+                label(profile),
+                out.status,
+                String::from_utf8_lossy(&out.stdout)
+            );
+            assert!(
+                err.lines()
+                    .any(|l| l.starts_with("hakmem: free(): ") && l.contains("(pointer 0x")),
+                "{mode}, {}: no hakmem line on stderr: {err:?}",
+                label(profile)
+            );
+        }
+    }
 }
 
 #[test]

@@ -36,9 +36,12 @@ int main(void) {
     struct hakmem_stats s;
     get_stats(&s);
     printf("mmap=%llu\nmunmap=%llu\nmadvise=%llu\nmapped_bytes=%llu\nsuperslabs=%llu\n"
-           "superslabs_released=%llu\n",
+           "superslabs_released=%llu\nsyscall_failures=%llu\nreserved_bytes=%llu\n"
+           "large_cached_bytes=%llu\n",
            (unsigned long long)s.mmap, (unsigned long long)s.munmap,
            (unsigned long long)s.madvise, (unsigned long long)s.mapped_bytes,
-           (unsigned long long)s.superslabs, (unsigned long long)s.superslabs_released);
+           (unsigned long long)s.superslabs, (unsigned long long)s.superslabs_released,
+           (unsigned long long)s.syscall_failures, (unsigned long long)s.reserved_bytes,
+           (unsigned long long)s.large_cached_bytes);
     return 0;
 }
