@@ -204,9 +204,9 @@ fn item03_double_free_aborts() {
     assert_none("double free not caught", &failures);
 }
 
-/// Item 4: large-block misuse stays in hakmem. p = malloc(200000); free(p);
-/// q = memalign(4096, 300000) (q != p); free(p) must abort with a `hakmem:`
-/// line (seen: handed to glibc's free). free() of a pointer 16 bytes into a
+/// Item 4: large-block misuse stays in hakmem. a, p = malloc(200000);
+/// free(a); free(p); q = malloc(450000) reuses their memory (q != p); free(p)
+/// must abort with a `hakmem:` line (seen: handed to glibc's free). free() of a pointer 16 bytes into a
 /// page of a live 1 MiB block, behind a fake glibc mmapped-chunk header, must
 /// abort with a `hakmem:` line (seen: glibc unmapped one of hakmem's pages,
 /// then SIGSEGV). And the same for a pointer into a live 64-byte block.
@@ -219,7 +219,7 @@ fn item04_large_block_misuse_aborts_in_hakmem() {
     let out = misuse(&exe, "large_double");
     let stdout = String::from_utf8_lossy(&out.stdout);
     if text_field(&stdout, "p") == text_field(&stdout, "q") {
-        failures.push(format!("large_double: memalign returned p again: {stdout}"));
+        failures.push(format!("large_double: q took p's place: {stdout}"));
     } else if let Err(e) = aborted_naming_p("large_double", &out, &[]) {
         failures.push(e);
     }
