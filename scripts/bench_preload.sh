@@ -12,7 +12,9 @@
 #        METRIC: wall (default; SPEC's ops per second) or cpu (ops x threads
 #        / CPU time: the rate with a core per thread, steadier on a machine
 #        shared with other work),
-#        MIMALLOC, JEMALLOC (paths of the preloadable libraries)
+#        MIMALLOC, JEMALLOC (paths of the preloadable libraries),
+#        HAKMEM (a libhakmem.so to measure instead of this tree's release build,
+#        e.g. an older commit's for a before/after table)
 # needs: cargo, cc, and apt packages libmimalloc2.0 libjemalloc2
 set -euo pipefail
 
@@ -33,9 +35,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 # The release build users preload; its path from cargo itself, so that
 # CARGO_TARGET_DIR and friends are honoured.
-hakmem=$(cargo build --release -p hakmem-capi --manifest-path "$root/Cargo.toml" \
+hakmem=${HAKMEM:-$(cargo build --release -p hakmem-capi --manifest-path "$root/Cargo.toml" \
     --message-format=json-render-diagnostics |
-    grep -o '"filenames":\["[^"]*libhakmem\.so"' | sed 's/.*\["//; s/"$//')
+    grep -o '"filenames":\["[^"]*libhakmem\.so"' | sed 's/.*\["//; s/"$//')}
 [[ -f $hakmem ]] || { echo "cargo did not report libhakmem.so" >&2; exit 1; }
 
 work=$(mktemp -d)
@@ -78,6 +80,7 @@ done
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -z $(git -C "$root" status --porcelain 2>/dev/null) ]] || commit="$commit (dirty)"
 echo "Mixed workload (SPEC 4: working_set 400, sizes 16..=1024 uniform), LD_PRELOAD, median of $runs runs of ${seconds}s, interleaved; metric $field."
+echo "libhakmem.so: $hakmem${HAKMEM:+ (given by HAKMEM)}."
 echo "Commit $commit; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); load average $(cut -d' ' -f1-3 /proc/loadavg)."
 echo
 echo "| case | hakmem | mimalloc | jemalloc | glibc |"

@@ -887,6 +887,16 @@ pub(crate) fn trim() {
     reclaim_pass(os::coarse_ms(), true);
 }
 
+/// This copy of hakmem is being unloaded (`dlclose`): no thread can call it
+/// again, so every heap, attached or not, gives back everything free.
+pub(crate) fn orphan_all() {
+    // SAFETY: heaps are never freed; each is changed under its lock.
+    each_heap(|h| unsafe {
+        let _l = lock_heap(h);
+        (*h).make_orphan();
+    });
+}
+
 /// Visits every heap ever made (statistics).
 #[cfg(feature = "observe")]
 pub(crate) fn for_each(mut f: impl FnMut(&Heap)) {

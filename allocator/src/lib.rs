@@ -96,6 +96,13 @@ pub fn trim() -> bool {
     after.madvise + after.munmap > before.madvise + before.munmap
 }
 
+/// Prepares this copy of hakmem for being unloaded: no thread may call it
+/// afterwards. Every free byte goes back to the OS; live blocks stay valid.
+/// `libhakmem.so` calls it when it is `dlclose`d as a private allocator.
+pub fn unload() {
+    reclaim::unload();
+}
+
 #[cfg(test)]
 #[global_allocator]
 static GLOBAL: Hakmem = Hakmem;

@@ -64,6 +64,14 @@ pub(crate) fn trim() {
     large::trim();
 }
 
+/// Gives back everything free before this copy of hakmem is unloaded.
+pub(crate) fn unload() {
+    stop();
+    heap::orphan_all();
+    large::trim();
+    crate::superslab::release_retained();
+}
+
 fn start() {
     if STATE
         .compare_exchange(IDLE, RUNNING, AcqRel, Relaxed)

@@ -427,10 +427,33 @@ pub(crate) unsafe fn release(s: *mut Slab) {
     }
     pool.unlink_all(ss);
     drop(pool);
+    to_arena(ss);
+}
+
+/// Hands an empty superslab's chunk back to its arena, decommitted; the
+/// chunk stays hakmem's (`ArenaFree`). It must be off every pool list.
+unsafe fn to_arena(ss: *mut SuperSlab) {
     (*ss).magic = 0;
-    // Back to its arena, decommitted; the chunk stays hakmem's (`ArenaFree`).
     arena::release_run(ss as *mut u8, 1);
     stats::SUPERSLABS.fetch_sub(1, Relaxed);
+}
+
+/// Gives every retained empty superslab back to its arena (unload).
+pub(crate) fn release_retained() {
+    loop {
+        let mut pool = POOL.lock();
+        // SAFETY: retained superslabs are empty and ours under the pool lock;
+        // once unlinked nobody else can reach them.
+        unsafe {
+            let ss = pool.pop_retained();
+            if ss.is_null() {
+                return;
+            }
+            pool.unlink_all(ss);
+            drop(pool);
+            to_arena(ss);
+        }
+    }
 }
 
 /// Bytes of superslabs mapped, and bytes in blocks handed out from them (a

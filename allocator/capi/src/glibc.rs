@@ -3,7 +3,7 @@
 //! program would reach glibc's versions, which only see glibc's idle arenas
 //! (all zero, and a trim that frees nothing).
 
-use core::ffi::c_int;
+use core::ffi::{c_int, c_void};
 
 /// Gives free memory back to the OS now (hakmem ignores `pad`: it keeps no
 /// top-of-heap to pad). Returns 1 if memory went back, 0 otherwise, as glibc.
@@ -88,3 +88,35 @@ pub extern "C" fn mallinfo() -> Mallinfo {
         keepcost: 0,
     }
 }
+
+/// At unload: a libhakmem that is not the process's malloc (one `dlopen`ed
+/// privately, as a plugin's allocator) gives its free memory back, since
+/// nothing could reuse it after the `dlclose`. The process's own malloc
+/// (preloaded or linked) does nothing here: at exit the kernel takes
+/// everything back faster.
+extern "C" fn at_unload() {
+    // SAFETY: dlsym and dladdr with valid arguments only look things up (the
+    // dynamic loader's lock is recursive, so this is safe inside dlclose);
+    // `info` is a plain out-parameter. `malloc` itself cannot be compared by
+    // address: inside this library a reference to it may bind to the
+    // process's malloc, so the object each address lies in is compared.
+    unsafe {
+        let global = libc::dlsym(libc::RTLD_DEFAULT, c"malloc".as_ptr());
+        let mut theirs: libc::Dl_info = core::mem::zeroed();
+        let mut ours: libc::Dl_info = core::mem::zeroed();
+        let here = at_unload as *const c_void;
+        if libc::dladdr(here, &mut ours) == 0 {
+            return;
+        }
+        if global.is_null()
+            || libc::dladdr(global, &mut theirs) == 0
+            || theirs.dli_fbase != ours.dli_fbase
+        {
+            hakmem_core::unload();
+        }
+    }
+}
+
+#[used]
+#[link_section = ".fini_array"]
+static AT_UNLOAD: extern "C" fn() = at_unload;
