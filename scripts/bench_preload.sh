@@ -35,10 +35,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 # The release build users preload; its path from cargo itself, so that
 # CARGO_TARGET_DIR and friends are honoured.
-hakmem=${HAKMEM:-$(cargo build --release -p hakmem-capi --manifest-path "$root/Cargo.toml" \
-    --message-format=json-render-diagnostics |
-    grep -o '"filenames":\["[^"]*libhakmem\.so"' | sed 's/.*\["//; s/"$//')}
-[[ -f $hakmem ]] || { echo "cargo did not report libhakmem.so" >&2; exit 1; }
+if [[ -n ${HAKMEM:-} ]]; then
+    hakmem=$HAKMEM
+else
+    hakmem=$(cargo build --release -p hakmem-capi --manifest-path "$root/Cargo.toml" \
+        --message-format=json-render-diagnostics |
+        grep -o '"filenames":\["[^"]*libhakmem\.so"' | sed 's/.*\["//; s/"$//')
+fi
+[[ -f $hakmem ]] || { echo "no libhakmem.so at '$hakmem'" >&2; exit 1; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

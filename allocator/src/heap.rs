@@ -212,6 +212,14 @@ unsafe fn free_local(heap: *mut Heap, s: *mut Slab, b: *mut Block) {
 #[cold]
 #[inline(never)]
 unsafe fn free_slow(heap: *mut Heap, s: *mut Slab) {
+    // A malloc/free ping-pong empties the current slab on every free: it
+    // stays current, and that needs no lock. (Only the owner changes the
+    // state of its current slab, and the release thread never touches it.)
+    if (*s).state == state::CURRENT
+        && (used(s) != 0 || release::keep_empty_current(units((*s).kind), (*heap).shrinking()))
+    {
+        return;
+    }
     let _l = lock_heap(heap);
     // The release thread may have handed the slab back meanwhile (all its
     // other blocks were parked): then it is no longer ours to touch.
