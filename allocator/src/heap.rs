@@ -160,6 +160,7 @@ pub(crate) unsafe fn alloc_zeroed(class: usize, size: usize) -> *mut u8 {
         if !(*s).free.is_null() {
             let b = pop(s);
             ptr::write_bytes(b, 0, size);
+            observe!(heap, alloc_fast);
             return b;
         }
     }
@@ -183,6 +184,11 @@ pub(crate) unsafe fn free(p: *mut u8, chunk: Chunk) {
     } else {
         if !heap.is_null() {
             observe!(heap, free_remote);
+        }
+        // A thread that never allocated has no cells of its own.
+        #[cfg(feature = "observe")]
+        if heap.is_null() {
+            crate::stats::FREE_REMOTE_NO_HEAP.fetch_add(1, Ordering::Relaxed);
         }
         if (*owner).inbox.is_orphan() {
             free_orphan(owner, b);
@@ -378,7 +384,7 @@ impl Heap {
     /// An empty slab leaves its class: the class's spare, the cache, or the pool.
     unsafe fn empty_slab(&mut self, class: usize, s: *mut Slab) {
         if self.is_orphan() {
-            superslab::release(s);
+            superslab::return_to_pool(s);
         } else if self.spare[class].is_null() && release::keep_spare(units((*s).kind)) {
             // Each class keeps its last empty slab as a spare, so a class
             // hovering at a slab boundary does not thrash.
@@ -477,7 +483,7 @@ impl Heap {
             self.empty[(*s).kind as usize] = s;
             self.empty_units += u;
         } else {
-            superslab::release(s);
+            superslab::return_to_pool(s);
         }
         while self.empty_units > limit {
             self.release_cached();
@@ -526,7 +532,7 @@ impl Heap {
         self.empty[k as usize] = (*s).next;
         self.empty_units -= units(k);
         self.cache_low = self.cache_low.min(self.empty_units);
-        superslab::release(s);
+        superslab::return_to_pool(s);
         units(k)
     }
 
@@ -537,7 +543,7 @@ impl Heap {
             let spare = self.spare[c];
             if !spare.is_null() {
                 self.spare[c] = null_mut();
-                superslab::release(spare);
+                superslab::return_to_pool(spare);
             }
         }
         while self.empty_units > 0 {
@@ -554,7 +560,7 @@ impl Heap {
             let s = self.cur[c];
             if s != EMPTY_SLAB.get() && used(s) == 0 {
                 self.cur[c] = EMPTY_SLAB.get();
-                superslab::release(s);
+                superslab::return_to_pool(s);
             }
         }
         self.release_spares_and_cache();
@@ -581,7 +587,7 @@ impl Heap {
                 (*s).rcount += 1;
                 // Acquire: pairs with the owner's release store in `free_local`.
                 if (*s).rcount == (*s).used.load(Ordering::Acquire) {
-                    superslab::release(s);
+                    superslab::return_to_pool(s);
                 }
             } else {
                 (*b).next = first;
@@ -605,7 +611,7 @@ impl Heap {
             let s = self.cur[c];
             if s != EMPTY_SLAB.get() && used(s) == 0 {
                 self.cur[c] = EMPTY_SLAB.get();
-                superslab::release(s);
+                superslab::return_to_pool(s);
             }
         }
         self.release_spares_and_cache();

@@ -1,5 +1,15 @@
 //! Runtime options and the profiles that bundle them.
 //!
+//! Every knob is declared once, in the `knobs!` table below: its Rust type,
+//! valid range, value under each profile, `HAKMEM_*` variable, TOML key (in
+//! soakd's `[allocator]` section), unit outside Rust, when a change takes
+//! effect, and its documentation. Everything else is generated from that row:
+//! the field of [`Options`], its atomic, [`Options::for_profile`],
+//! [`set_options`] / [`options`], the environment parsing, and [`KNOBS`], the
+//! public list that soakd's configuration loops over and that the knob table
+//! in `docs/design.md` is checked against. See "How to add a knob" in
+//! `docs/design.md`.
+//!
 //! Invariants:
 //! - Options live in plain atomics: reading one on a slow path is a relaxed load,
 //!   and no option is read on the alloc/free fast path.
@@ -8,8 +18,13 @@
 //! - Every policy knob belongs to exactly one "box" (release policy, prewarm); a
 //!   profile is only a named set of knob values, so any profile can be undone by
 //!   setting the knobs back.
+//! - A knob takes effect when it is set ([`Applies`]): a `Live` knob at the
+//!   next slow-path decision that reads it; a `OnceTurnedOn` knob (prewarm)
+//!   runs its action when it turns on, at start-up or when [`set_options`]
+//!   turns it on later, at most once per process.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 
 /// A named bundle of options, the seed's presets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -23,7 +38,8 @@ pub enum Profile {
 }
 
 impl Profile {
-    /// All profiles, in order of increasing leanness.
+    /// All profiles, in order of increasing leanness (the order of
+    /// [`Knob::defaults`]).
     pub const ALL: [Profile; 3] = [Profile::SpeedFirst, Profile::Balanced, Profile::Lean];
 
     /// The profile's name as written in TOML and `HAKMEM_PROFILE`.
@@ -43,66 +59,377 @@ impl Profile {
     fn parse_bytes(s: &[u8]) -> Option<Profile> {
         Profile::ALL.into_iter().find(|p| p.name().as_bytes() == s)
     }
-}
 
-/// Every runtime option. Build one with [`Options::for_profile`], adjust, then [`set_options`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Options {
-    /// The profile these options started from.
-    pub profile: Profile,
-    /// Return free memory to the OS: decommit slabs that go back to the shared pool
-    /// and unmap empty superslabs beyond `retain_superslabs`.
-    pub mem_lean: bool,
-    /// Map and pre-fault one superslab at start-up (the prewarm box).
-    pub prewarm: bool,
-    /// Release policy: 64 KiB units of empty slabs a thread heap keeps for reuse
-    /// before handing them back to the shared pool (the per-thread hysteresis;
-    /// bursts may briefly take it to four times that).
-    pub heap_empty_slabs: u32,
-    /// Release policy: empty superslabs kept mapped (decommitted when lean) before
-    /// the rest are unmapped (the global hysteresis).
-    pub retain_superslabs: u32,
-    /// Bytes of freed large mappings kept for reuse instead of being unmapped.
-    pub large_cache_bytes: u64,
-    /// Run the background release thread (named `hakmem-release`, started
-    /// when a second thread allocates) that returns the memory of idle and
-    /// exited threads.
-    pub release_thread: bool,
-}
-
-impl Options {
-    /// The option values of a profile.
-    pub const fn for_profile(profile: Profile) -> Options {
-        match profile {
-            Profile::SpeedFirst => Options {
-                profile,
-                mem_lean: false,
-                prewarm: true,
-                heap_empty_slabs: 64,
-                retain_superslabs: u32::MAX,
-                large_cache_bytes: 256 << 20,
-                release_thread: false,
-            },
-            Profile::Balanced => Options {
-                profile,
-                mem_lean: true,
-                prewarm: false,
-                heap_empty_slabs: 16,
-                retain_superslabs: 4,
-                large_cache_bytes: 32 << 20,
-                release_thread: true,
-            },
-            Profile::Lean => Options {
-                profile,
-                mem_lean: true,
-                prewarm: false,
-                heap_empty_slabs: 8,
-                retain_superslabs: 0,
-                large_cache_bytes: 0,
-                release_thread: true,
-            },
+    /// The profile's position in [`Profile::ALL`].
+    pub const fn index(self) -> usize {
+        match self {
+            Profile::SpeedFirst => 0,
+            Profile::Balanced => 1,
+            Profile::Lean => 2,
         }
     }
+}
+
+/// The environment variable that selects the profile (read before the knobs'
+/// own variables, which override single values).
+pub const PROFILE_ENV: &str = "HAKMEM_PROFILE";
+/// The key that selects the profile in soakd's `[allocator]` section.
+pub const PROFILE_KEY: &str = "profile";
+
+/// A knob's Rust type in [`Options`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Type {
+    /// `bool`: 0 or 1 through [`Knob::get`] / [`Knob::set`]; `0|1|true|false|on|off|yes|no`
+    /// in `HAKMEM_*`, a boolean in TOML.
+    Bool,
+    /// `u32`.
+    U32,
+    /// `u64`.
+    U64,
+}
+
+/// How a knob's value is written outside Rust (`HAKMEM_*` and TOML).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// As [`Options`] holds it.
+    Same,
+    /// [`Options`] holds bytes; `HAKMEM_*` and TOML give whole MiB.
+    MiB,
+}
+
+impl Unit {
+    /// Bytes (or counts) per unit written outside.
+    pub const fn scale(self) -> u64 {
+        match self {
+            Unit::Same => 1,
+            Unit::MiB => 1 << 20,
+        }
+    }
+}
+
+/// When a change made while the allocator runs takes effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applies {
+    /// At the next slow-path decision that reads the knob.
+    Live,
+    /// The knob's action runs when it turns on: at start-up, or when
+    /// [`set_options`] turns it on later; at most once per process. Turning
+    /// it off again undoes nothing.
+    OnceTurnedOn,
+}
+
+impl Applies {
+    /// A few words for tables.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Applies::Live => "live",
+            Applies::OnceTurnedOn => "when turned on, once",
+        }
+    }
+}
+
+/// One knob's declaration, as the rest of the world sees it. Values are `u64`
+/// in [`Options`]' units (bytes, counts; 0 or 1 for flags).
+#[derive(Clone, Copy)]
+pub struct Knob {
+    /// The field of [`Options`].
+    pub name: &'static str,
+    /// The field's type.
+    pub ty: Type,
+    /// Smallest valid value.
+    pub min: u64,
+    /// Largest valid value (no more than `i64::MAX` once written in [`Knob::unit`]).
+    pub max: u64,
+    /// The value under each profile, in [`Profile::ALL`] order.
+    pub defaults: [u64; 3],
+    /// The environment variable read at start-up.
+    pub env: &'static str,
+    /// The key in soakd's `[allocator]` section.
+    pub toml: &'static str,
+    /// How `env` and `toml` write the value.
+    pub unit: Unit,
+    /// One line of documentation.
+    pub doc: &'static str,
+    /// When a change takes effect.
+    pub applies: Applies,
+    env_c: &'static [u8],
+    get: fn(&Options) -> u64,
+    set: fn(&mut Options, u64),
+}
+
+impl fmt::Debug for Knob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Knob").field("name", &self.name).finish()
+    }
+}
+
+impl Knob {
+    /// The knob's value in `o`.
+    pub fn get(&self, o: &Options) -> u64 {
+        (self.get)(o)
+    }
+
+    /// Sets the knob in `o`, clamped to its range.
+    pub fn set(&self, o: &mut Options, v: u64) {
+        (self.set)(o, v.clamp(self.min, self.max))
+    }
+
+    /// The knob's value under profile `p`.
+    pub fn default_for(&self, p: Profile) -> u64 {
+        self.defaults[p.index()]
+    }
+
+    /// The valid range as written outside (in [`Knob::unit`]).
+    pub fn external_range(&self) -> (u64, u64) {
+        let s = self.unit.scale();
+        (self.min.div_ceil(s), self.max / s)
+    }
+
+    /// A value as written outside (in [`Knob::unit`], rounded down).
+    pub fn to_external(&self, v: u64) -> u64 {
+        v / self.unit.scale()
+    }
+
+    /// A value written outside, in [`Options`]' units; `None` out of range.
+    pub fn from_external(&self, x: u64) -> Option<u64> {
+        let (lo, hi) = self.external_range();
+        (lo..=hi).contains(&x).then(|| x * self.unit.scale())
+    }
+
+    /// The value in words for documentation: `on`/`off`, `unlimited` for the
+    /// type's maximum, `256 MiB`.
+    pub fn display(&self, v: u64) -> impl fmt::Display + '_ {
+        Shown(self, v)
+    }
+
+    /// Parses an environment value (the variable's bytes) and clamps it to
+    /// the range; `None` if it does not parse.
+    fn parse_env(&self, raw: &[u8]) -> Option<u64> {
+        let x = match self.ty {
+            Type::Bool => parse_bool(raw).map(u64::from)?,
+            Type::U32 | Type::U64 => parse_u64(raw)?,
+        };
+        let (lo, hi) = self.external_range();
+        Some(x.clamp(lo, hi).saturating_mul(self.unit.scale()))
+    }
+}
+
+struct Shown<'a>(&'a Knob, u64);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (k, v) = (self.0, self.1);
+        let type_max = match k.ty {
+            Type::Bool => return f.write_str(if v != 0 { "on" } else { "off" }),
+            Type::U32 => u32::MAX as u64,
+            Type::U64 => u64::MAX,
+        };
+        if v == type_max {
+            return f.write_str("unlimited");
+        }
+        match k.unit {
+            Unit::MiB if v != 0 => write!(f, "{} MiB", v >> 20),
+            _ => write!(f, "{v}"),
+        }
+    }
+}
+
+/// The knob with field name `name`.
+pub fn knob(name: &str) -> Option<&'static Knob> {
+    KNOBS.iter().find(|k| k.name == name)
+}
+
+/// The Rust types a knob may have.
+trait Value: Copy {
+    const TYPE: Type;
+    const MAX: u64;
+    fn from_u64(v: u64) -> Self;
+}
+
+impl Value for bool {
+    const TYPE: Type = Type::Bool;
+    const MAX: u64 = 1;
+    fn from_u64(v: u64) -> bool {
+        v != 0
+    }
+}
+
+impl Value for u32 {
+    const TYPE: Type = Type::U32;
+    const MAX: u64 = u32::MAX as u64;
+    fn from_u64(v: u64) -> u32 {
+        v.min(u32::MAX as u64) as u32
+    }
+}
+
+impl Value for u64 {
+    const TYPE: Type = Type::U64;
+    const MAX: u64 = u64::MAX;
+    fn from_u64(v: u64) -> u64 {
+        v
+    }
+}
+
+/// `$given` if present, else `$default`.
+macro_rules! or_default {
+    (, $default:expr) => {
+        $default
+    };
+    ($given:expr, $default:expr) => {
+        $given
+    };
+}
+
+/// The knob table: one row per knob, and everything else generated from it.
+///
+/// A row: doc comment (its first line is the one-line summary in
+/// [`Knob::doc`]), `name: type = [speed-first, balanced, lean]`, then
+/// `env "HAKMEM_..."`, `toml "key"`, optionally `unit MiB` and
+/// `range MIN..=MAX` (default: the type's whole range), and `applies Live` or
+/// `applies OnceTurnedOn`.
+macro_rules! knobs {
+    ($(
+        #[doc = $summary:literal]
+        $(#[doc = $more:literal])*
+        $name:ident: $ty:ident = [$speed:expr, $balanced:expr, $lean:expr],
+            env $env:literal, toml $toml:literal,
+            $(unit $unit:ident,)?
+            $(range $min:literal ..= $max:expr,)?
+            applies $applies:ident;
+    )*) => {
+        /// Every runtime option. Build one with [`Options::for_profile`], adjust,
+        /// then [`set_options`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct Options {
+            /// The profile these options started from.
+            pub profile: Profile,
+            $(
+                #[doc = $summary]
+                $(#[doc = $more])*
+                pub $name: $ty,
+            )*
+        }
+
+        impl Options {
+            /// The option values of a profile.
+            pub const fn for_profile(profile: Profile) -> Options {
+                match profile {
+                    Profile::SpeedFirst => Options { profile, $($name: $speed,)* },
+                    Profile::Balanced => Options { profile, $($name: $balanced,)* },
+                    Profile::Lean => Options { profile, $($name: $lean,)* },
+                }
+            }
+        }
+
+        /// Each knob's index in `VALUES` and `KNOBS`.
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy)]
+        enum Slot {
+            $($name,)*
+        }
+
+        const BALANCED: Options = Options::for_profile(Profile::Balanced);
+
+        /// The values in force, one atomic per knob, as `u64`.
+        static VALUES: [AtomicU64; [$(Slot::$name),*].len()] =
+            [$(AtomicU64::new(BALANCED.$name as u64)),*];
+
+        /// The knobs in declaration order.
+        pub static KNOBS: &[Knob] = &[$(
+            Knob {
+                name: stringify!($name),
+                ty: <$ty as Value>::TYPE,
+                min: or_default!($($min)?, 0),
+                max: or_default!($($max)?, <$ty as Value>::MAX),
+                defaults: [$speed as u64, $balanced as u64, $lean as u64],
+                env: $env,
+                toml: $toml,
+                unit: or_default!($(Unit::$unit)?, Unit::Same),
+                doc: $summary,
+                applies: Applies::$applies,
+                env_c: concat!($env, "\0").as_bytes(),
+                get: |o| o.$name as u64,
+                set: |o, v| o.$name = <$ty as Value>::from_u64(v),
+            },
+        )*];
+
+        /// The value in force of each knob: one relaxed load, for the policy
+        /// boxes (`release.rs`, `prewarm.rs`).
+        #[allow(dead_code)] // a knob may be read only through `options()`
+        pub(crate) mod now {
+            use super::*;
+            $(
+                #[doc = $summary]
+                #[inline]
+                pub(crate) fn $name() -> $ty {
+                    <$ty as Value>::from_u64(VALUES[Slot::$name as usize].load(Relaxed))
+                }
+            )*
+        }
+
+        fn store(o: &Options) {
+            PROFILE.store(o.profile.index() as u8, Relaxed);
+            $(VALUES[Slot::$name as usize].store(o.$name as u64, Relaxed);)*
+        }
+
+        /// The options in force.
+        pub fn options() -> Options {
+            Options {
+                profile: Profile::ALL[PROFILE.load(Relaxed) as usize % Profile::ALL.len()],
+                $($name: now::$name(),)*
+            }
+        }
+    };
+}
+
+knobs! {
+    /// Return free memory to the OS (the lean side of the release policy).
+    ///
+    /// Decommit slabs that go back to the shared pool (so the empty
+    /// superslabs kept under `retain_superslabs` hold no memory), and let the
+    /// large cache decay after a second unused instead of ten.
+    mem_lean: bool = [false, true, true],
+        env "HAKMEM_MEM_LEAN", toml "mem_lean",
+        applies Live;
+    /// Map and pre-fault one superslab, so the first allocations take no page fault.
+    ///
+    /// The prewarm box: runs at start-up when on there, or as soon as
+    /// `set_options` turns it on later (soakd applies its profile's options
+    /// after the allocator started); at most once per process.
+    prewarm: bool = [true, false, false],
+        env "HAKMEM_PREWARM", toml "prewarm",
+        applies OnceTurnedOn;
+    /// 64 KiB units of empty slabs a thread heap caches for reuse (release policy).
+    ///
+    /// The per-thread hysteresis: empty slabs beyond it go back to the shared
+    /// pool; bursts may briefly take the cache to four times that.
+    heap_empty_slabs: u32 = [64, 16, 8],
+        env "HAKMEM_HEAP_EMPTY_SLABS", toml "heap_empty_slabs",
+        applies Live;
+    /// Empty superslabs kept mapped (decommitted when lean) before the rest go back.
+    ///
+    /// The global hysteresis of the release policy: beyond it an empty
+    /// superslab's chunk goes back to its arena, decommitted.
+    retain_superslabs: u32 = [u32::MAX, 4, 0],
+        env "HAKMEM_RETAIN_SUPERSLABS", toml "retain_superslabs",
+        applies Live;
+    /// Bytes of freed large blocks kept committed for reuse (the large cache).
+    ///
+    /// Set in whole MiB outside Rust (`HAKMEM_LARGE_CACHE_MB`,
+    /// `large_cache_mb`), at most 1 TiB.
+    large_cache_bytes: u64 = [256 << 20, 32 << 20, 0],
+        env "HAKMEM_LARGE_CACHE_MB", toml "large_cache_mb",
+        unit MiB,
+        range 0..=1 << 40,
+        applies Live;
+    /// Run the background release thread that returns idle and exited threads' memory.
+    ///
+    /// The thread (`hakmem-release`) starts when a second thread attaches a
+    /// heap while this is on. Turned off, it ends at its next tick and does
+    /// not start again in this process.
+    release_thread: bool = [false, true, true],
+        env "HAKMEM_RELEASE_THREAD", toml "release_thread",
+        applies Live;
 }
 
 impl Default for Options {
@@ -111,31 +438,32 @@ impl Default for Options {
     }
 }
 
-static PROFILE: AtomicU8 = AtomicU8::new(1);
-static MEM_LEAN: AtomicBool = AtomicBool::new(true);
-static PREWARM: AtomicBool = AtomicBool::new(false);
-static HEAP_EMPTY_SLABS: AtomicU32 = AtomicU32::new(16);
-static RETAIN_SUPERSLABS: AtomicU32 = AtomicU32::new(4);
-static LARGE_CACHE_BYTES: AtomicU64 = AtomicU64::new(32 << 20);
-static RELEASE_THREAD: AtomicBool = AtomicBool::new(true);
+impl Options {
+    /// The value of the knob named `name` (as `u64`; flags are 0 or 1).
+    pub fn get(&self, name: &str) -> Option<u64> {
+        knob(name).map(|k| k.get(self))
+    }
+
+    /// Sets the knob named `name` (clamped to its range); false if there is
+    /// no such knob.
+    pub fn set(&mut self, name: &str, v: u64) -> bool {
+        knob(name).map(|k| k.set(self, v)).is_some()
+    }
+}
+
+static PROFILE: AtomicU8 = AtomicU8::new(Profile::Balanced.index() as u8);
 static PRINT_STATS: AtomicBool = AtomicBool::new(false);
 
-/// Sets every option at once. Takes effect on the next slow-path decision; memory
-/// already cached is released lazily under the new policy.
+/// Sets every option at once. `Live` knobs take effect at the next slow-path
+/// decision (memory already cached is released lazily under the new policy);
+/// turning `prewarm` on runs the prewarm now, unless it already ran in this
+/// process.
 pub fn set_options(o: Options) {
-    PROFILE.store(
-        Profile::ALL
-            .iter()
-            .position(|p| *p == o.profile)
-            .unwrap_or(1) as u8,
-        Relaxed,
-    );
-    MEM_LEAN.store(o.mem_lean, Relaxed);
-    PREWARM.store(o.prewarm, Relaxed);
-    HEAP_EMPTY_SLABS.store(o.heap_empty_slabs, Relaxed);
-    RETAIN_SUPERSLABS.store(o.retain_superslabs, Relaxed);
-    LARGE_CACHE_BYTES.store(o.large_cache_bytes, Relaxed);
-    RELEASE_THREAD.store(o.release_thread, Relaxed);
+    store(&o);
+    // The `OnceTurnedOn` knobs' actions (idempotent).
+    if o.prewarm {
+        crate::prewarm::run();
+    }
 }
 
 /// Applies a profile's option values.
@@ -143,54 +471,29 @@ pub fn set_profile(p: Profile) {
     set_options(Options::for_profile(p));
 }
 
-/// The options in force.
-pub fn options() -> Options {
-    Options {
-        profile: Profile::ALL[PROFILE.load(Relaxed) as usize % 3],
-        mem_lean: MEM_LEAN.load(Relaxed),
-        prewarm: PREWARM.load(Relaxed),
-        heap_empty_slabs: HEAP_EMPTY_SLABS.load(Relaxed),
-        retain_superslabs: RETAIN_SUPERSLABS.load(Relaxed),
-        large_cache_bytes: LARGE_CACHE_BYTES.load(Relaxed),
-        release_thread: RELEASE_THREAD.load(Relaxed),
-    }
-}
-
 /// Whether `HAKMEM_STATS=1` asked for a summary at exit.
 pub fn print_stats_at_exit() -> bool {
     PRINT_STATS.load(Relaxed)
 }
 
-/// Reads `HAKMEM_*` from the environment. Called once at initialisation.
+/// Reads `HAKMEM_*` from the environment. Called once at initialisation,
+/// which then runs the prewarm if it is on.
 ///
-/// Recognised: `HAKMEM_PROFILE`, `HAKMEM_MEM_LEAN`, `HAKMEM_PREWARM`,
-/// `HAKMEM_HEAP_EMPTY_SLABS`, `HAKMEM_RETAIN_SUPERSLABS`, `HAKMEM_LARGE_CACHE_MB`,
-/// `HAKMEM_RELEASE_THREAD`, `HAKMEM_STATS`. Unparsable values are ignored (the allocator cannot report
-/// errors before it exists), so the profile's value stays.
+/// Recognised: `HAKMEM_PROFILE` first, then each knob's variable ([`KNOBS`]),
+/// and `HAKMEM_STATS`. Unparsable values are ignored (the allocator cannot
+/// report errors before it exists), so the profile's value stays; values out
+/// of a knob's range are clamped to it.
 pub(crate) fn load_env() {
     let mut o = options();
     if let Some(p) = env(b"HAKMEM_PROFILE\0").and_then(Profile::parse_bytes) {
         o = Options::for_profile(p);
     }
-    if let Some(v) = env(b"HAKMEM_MEM_LEAN\0").and_then(parse_bool) {
-        o.mem_lean = v;
+    for k in KNOBS {
+        if let Some(v) = env(k.env_c).and_then(|raw| k.parse_env(raw)) {
+            (k.set)(&mut o, v);
+        }
     }
-    if let Some(v) = env(b"HAKMEM_PREWARM\0").and_then(parse_bool) {
-        o.prewarm = v;
-    }
-    if let Some(v) = env(b"HAKMEM_HEAP_EMPTY_SLABS\0").and_then(parse_u64) {
-        o.heap_empty_slabs = v.min(u32::MAX as u64) as u32;
-    }
-    if let Some(v) = env(b"HAKMEM_RETAIN_SUPERSLABS\0").and_then(parse_u64) {
-        o.retain_superslabs = v.min(u32::MAX as u64) as u32;
-    }
-    if let Some(v) = env(b"HAKMEM_LARGE_CACHE_MB\0").and_then(parse_u64) {
-        o.large_cache_bytes = v.saturating_mul(1 << 20);
-    }
-    if let Some(v) = env(b"HAKMEM_RELEASE_THREAD\0").and_then(parse_bool) {
-        o.release_thread = v;
-    }
-    set_options(o);
+    store(&o);
     if let Some(v) = env(b"HAKMEM_STATS\0").and_then(parse_bool) {
         PRINT_STATS.store(v, Relaxed);
     }
@@ -198,6 +501,7 @@ pub(crate) fn load_env() {
 
 /// The value of a NUL-terminated variable name, without allocating.
 fn env(name: &'static [u8]) -> Option<&'static [u8]> {
+    debug_assert_eq!(name.last(), Some(&0));
     // SAFETY: `name` is NUL-terminated; getenv returns null or a NUL-terminated
     // string owned by the environment, which lives as long as the process unless
     // the program itself rewrites it (the C library's own caveat).
@@ -235,8 +539,10 @@ mod tests {
     fn profile_names_round_trip() {
         for p in Profile::ALL {
             assert_eq!(Profile::parse(p.name()), Some(p));
+            assert_eq!(Profile::ALL[p.index()], p);
         }
         assert_eq!(Profile::parse("fast"), None);
+        assert_eq!(PROFILE_ENV, "HAKMEM_PROFILE");
     }
 
     #[test]
@@ -244,6 +550,7 @@ mod tests {
         let o = Options::for_profile(Profile::Balanced);
         assert!(o.mem_lean && !o.prewarm);
         assert!(!Options::for_profile(Profile::SpeedFirst).mem_lean);
+        assert_eq!(Options::default(), o);
     }
 
     #[test]
@@ -253,5 +560,121 @@ mod tests {
         assert_eq!(parse_u64(b""), None);
         assert_eq!(parse_bool(b"on"), Some(true));
         assert_eq!(parse_bool(b"maybe"), None);
+    }
+
+    /// The table is consistent: names and keys unique, every profile value
+    /// in range, the accessors by name agree with the fields, and every value
+    /// can be written in TOML (an i64) in the knob's unit.
+    #[test]
+    fn the_knob_table_is_consistent() {
+        let (mut names, mut envs, mut keys) = (vec![], vec![PROFILE_ENV], vec![PROFILE_KEY]);
+        for k in KNOBS {
+            assert!(!names.contains(&k.name), "{} twice", k.name);
+            assert!(!envs.contains(&k.env), "{} twice", k.env);
+            assert!(!keys.contains(&k.toml), "{} twice", k.toml);
+            names.push(k.name);
+            envs.push(k.env);
+            keys.push(k.toml);
+            assert!(k.env.starts_with("HAKMEM_"), "{}", k.name);
+            assert!(k.min <= k.max && k.max / k.unit.scale() <= i64::MAX as u64);
+            assert!(
+                !k.doc.trim().is_empty() && !k.doc.contains('|'),
+                "{}",
+                k.name
+            );
+            assert_eq!(k.env_c, format!("{}\0", k.env).as_bytes());
+            if k.ty == Type::Bool {
+                assert_eq!((k.min, k.max), (0, 1), "{}", k.name);
+            }
+            for p in Profile::ALL {
+                let o = Options::for_profile(p);
+                let v = k.default_for(p);
+                assert!((k.min..=k.max).contains(&v), "{} under {p:?}", k.name);
+                assert_eq!(k.get(&o), v);
+                assert_eq!(o.get(k.name), Some(v));
+                let mut other = Options::for_profile(Profile::ALL[(p.index() + 1) % 3]);
+                other.profile = p;
+                assert!(other.set(k.name, v));
+                assert_eq!(k.get(&other), v);
+            }
+            assert_eq!(k.from_external(k.external_range().1 + 1), None);
+        }
+        assert_eq!(Options::default().get("nope"), None);
+    }
+
+    #[test]
+    fn environment_values_are_parsed_and_clamped() {
+        let k = knob("large_cache_bytes").unwrap();
+        assert_eq!(k.parse_env(b"7"), Some(7 << 20));
+        assert_eq!(k.parse_env(b"9999999999"), Some(1 << 40));
+        assert_eq!(k.parse_env(b"on"), None);
+        let k = knob("retain_superslabs").unwrap();
+        assert_eq!(k.parse_env(b"99999999999"), Some(u32::MAX as u64));
+        let k = knob("mem_lean").unwrap();
+        assert_eq!(k.parse_env(b"off"), Some(0));
+        assert_eq!(k.parse_env(b"2"), None);
+        assert_eq!(format!("{}", k.display(1)), "on");
+        let k = knob("retain_superslabs").unwrap();
+        assert_eq!(format!("{}", k.display(u32::MAX as u64)), "unlimited");
+        let k = knob("large_cache_bytes").unwrap();
+        assert_eq!(format!("{}", k.display(256 << 20)), "256 MiB");
+        assert_eq!(format!("{}", k.display(0)), "0");
+    }
+
+    /// The knob table in docs/design.md, between its markers, as this test
+    /// generates it from `KNOBS`. `HAKMEM_BLESS=1 cargo test -p hakmem --lib
+    /// options` rewrites it.
+    #[test]
+    fn design_doc_knob_table_matches_the_declarations() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/design.md");
+        let text = std::fs::read_to_string(path).unwrap();
+        let (begin, end) = ("<!-- knobs:begin", "<!-- knobs:end -->");
+        let start = text
+            .find(begin)
+            .expect("docs/design.md has the knobs:begin marker");
+        let start = start + text[start..].find('\n').unwrap() + 1;
+        let stop = text
+            .find(end)
+            .expect("docs/design.md has the knobs:end marker");
+        let want = doc_table();
+        if text[start..stop] == want {
+            return;
+        }
+        if std::env::var_os("HAKMEM_BLESS").is_some() {
+            std::fs::write(path, format!("{}{want}{}", &text[..start], &text[stop..])).unwrap();
+            return;
+        }
+        panic!(
+            "docs/design.md's knob table differs from options.rs's `knobs!` table; \
+             rerun with HAKMEM_BLESS=1 to rewrite it. Expected:\n{want}"
+        );
+    }
+
+    fn doc_table() -> String {
+        let mut t = String::from(
+            "| knob | speed-first | balanced (default) | lean | `HAKMEM_*` | TOML `[allocator]` | range | applies | what |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        );
+        for k in KNOBS {
+            let (lo, hi) = k.external_range();
+            let unit = match k.unit {
+                Unit::Same => "",
+                Unit::MiB => " (MiB)",
+            };
+            let range = match k.ty {
+                Type::Bool => "on/off".to_string(),
+                _ => format!("{lo}..={hi}{unit}"),
+            };
+            let [s, b, l] = k.defaults.map(|v| k.display(v).to_string());
+            t += &format!(
+                "| `{}` | {s} | {b} | {l} | `{}` | `{}` | {range} | {} | {} |\n",
+                k.name,
+                k.env,
+                k.toml,
+                k.applies.describe(),
+                k.doc.trim(),
+            );
+        }
+        t
     }
 }

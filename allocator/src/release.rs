@@ -19,16 +19,16 @@
 //! `large_cache_bytes`, and are decommitted after `large_decay_ms` unused.
 //!
 //! Invariants: nothing here is called on a fast path; all functions are pure
-//! reads of the options.
+//! reads of the options (one relaxed load each, `options::now`).
 
-use crate::options::options;
+use crate::options::now;
 
 /// How many 64 KiB units of empty slabs a heap's cache settles at. It may hold
 /// up to four times this (`heap_cache_cap`) and decays back slowly, so a burst
 /// of frees followed by a burst of allocations reuses the cache instead of
 /// paying syscalls twice.
 pub(crate) fn heap_cache_target() -> u32 {
-    options().heap_empty_slabs
+    now::heap_empty_slabs()
 }
 
 /// The most units of empty slabs a heap's cache may hold.
@@ -41,7 +41,7 @@ pub(crate) fn heap_cache_cap() -> u32 {
 /// are not kept for ever: the release thread takes them back from an idle
 /// thread.
 pub(crate) fn keep_spare(units: u32) -> bool {
-    units <= options().heap_empty_slabs
+    units <= now::heap_empty_slabs()
 }
 
 /// Whether a current slab that has just become empty stays current, so that
@@ -63,7 +63,7 @@ pub(crate) const TICK_MS: u64 = 250;
 
 /// Whether a background release thread runs (once a second thread allocates).
 pub(crate) fn release_thread() -> bool {
-    options().release_thread
+    now::release_thread()
 }
 
 /// A heap's cache decays: slabs unused for a whole period of this many
@@ -75,24 +75,24 @@ pub(crate) const DECAY_CHECK_EVERY: u32 = 256;
 
 /// Whether a slab going back to the shared pool gives its pages back.
 pub(crate) fn decommit_pooled_slabs() -> bool {
-    options().mem_lean
+    now::mem_lean()
 }
 
 /// Whether an empty superslab stays mapped, given how many already do.
 pub(crate) fn retain_empty_superslab(retained: u32) -> bool {
-    retained < options().retain_superslabs
+    retained < now::retain_superslabs()
 }
 
 /// Whether a freed large mapping of `len` bytes joins a cache holding `cached`.
 pub(crate) fn cache_large(cached: u64, len: u64) -> bool {
-    cached.saturating_add(len) <= options().large_cache_bytes
+    cached.saturating_add(len) <= now::large_cache_bytes()
 }
 
 /// How long freed large memory stays committed in the large cache, unused,
 /// before `large::decay` gives it back: a second when lean (balanced), ten
 /// under speed-first (whose cache is also bigger).
 pub(crate) fn large_decay_ms() -> u64 {
-    if options().mem_lean {
+    if now::mem_lean() {
         DECAY_MS
     } else {
         10 * DECAY_MS
@@ -102,7 +102,7 @@ pub(crate) fn large_decay_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::{Options, Profile};
+    use crate::options::{options, Options, Profile};
 
     #[test]
     fn profiles_switch_the_whole_policy() {

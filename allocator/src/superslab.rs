@@ -386,7 +386,7 @@ pub(crate) fn acquire(kind: Kind) -> *mut Slab {
 ///
 /// # Safety
 /// `s` must be owned by the caller's heap and hold no live block.
-pub(crate) unsafe fn release(s: *mut Slab) {
+pub(crate) unsafe fn return_to_pool(s: *mut Slab) {
     let lean = release::decommit_pooled_slabs();
     let touched = ((*s).dirty as usize - (*s).start as usize).next_multiple_of(os::PAGE);
     // Decommit before the slab is visible in the pool, so that nobody can
@@ -479,15 +479,17 @@ pub(crate) fn usage() -> (u64, u64) {
     (mapped, in_use)
 }
 
-/// Maps one pre-faulted superslab into the pool (the prewarm box).
-pub(crate) fn prewarm() {
+/// Maps one pre-faulted superslab into the pool (the prewarm box); returns
+/// it, or null when the OS refused the memory.
+pub(crate) fn prewarm() -> *mut u8 {
     let ss = map_superslab(Kind::Small, true);
     if ss.is_null() {
-        return;
+        return null_mut();
     }
     let mut pool = POOL.lock();
     // SAFETY: `ss` is fresh and only reachable from here until linked.
     unsafe { pool.push_avail(ss) };
+    ss.cast()
 }
 
 /// Whether `p` is the start of a block handed out from a superslab slab.
@@ -536,7 +538,7 @@ mod tests {
     fn acquired_slabs_map_back_to_themselves() {
         let s = acquire(Kind::Small);
         assert!(!s.is_null());
-        // SAFETY: the slab is ours until released; it holds no block.
+        // SAFETY: the slab is ours until returned to the pool; it holds no block.
         unsafe {
             (*s).init(3, null_mut());
             (*s).state = state::CURRENT;
@@ -549,7 +551,7 @@ mod tests {
             assert!(owns_block(p));
             (*s).carve.store((*s).start, Relaxed);
             assert_eq!((*s).start as usize % (1 << 16), 0);
-            release(s);
+            return_to_pool(s);
         }
     }
 }

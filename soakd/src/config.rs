@@ -8,6 +8,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use hakmem::options::{Knob, Type, KNOBS, PROFILE_KEY};
 use hakmem::{Options, Profile};
 use hakmem_workload::{SizeDistribution, WorkloadConfig};
 use serde::{Deserialize, Serialize};
@@ -136,23 +137,13 @@ impl std::error::Error for ConfigError {}
 #[serde(deny_unknown_fields)]
 struct RawFile {
     name: Option<String>,
-    allocator: Option<RawAllocator>,
+    /// Read key by key from `hakmem::options::KNOBS` (see `resolve_allocator`).
+    allocator: Option<toml::Table>,
     workload: Option<RawWorkload>,
     epoch: Option<RawEpoch>,
     thresholds: Option<RawThresholds>,
     server: Option<RawServer>,
     output: Option<RawOutput>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawAllocator {
-    profile: Option<String>,
-    mem_lean: Option<bool>,
-    prewarm: Option<bool>,
-    heap_empty_slabs: Option<u32>,
-    retain_superslabs: Option<u32>,
-    large_cache_mb: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -322,32 +313,7 @@ fn resolve(src: &Source<'_>, raw: RawFile) -> Result<Config, ConfigError> {
         c.name = n;
     }
 
-    let a = raw.allocator.unwrap_or_default();
-    if let Some(p) = a.profile {
-        let profile = Profile::parse(&p).ok_or_else(|| {
-            src.error(
-                "allocator.profile",
-                format!("unknown profile {p:?}, expected speed-first, balanced or lean"),
-            )
-        })?;
-        c.allocator = Options::for_profile(profile);
-    }
-    let o = &mut c.allocator;
-    o.mem_lean = a.mem_lean.unwrap_or(o.mem_lean);
-    o.prewarm = a.prewarm.unwrap_or(o.prewarm);
-    o.heap_empty_slabs = a.heap_empty_slabs.unwrap_or(o.heap_empty_slabs);
-    o.retain_superslabs = a.retain_superslabs.unwrap_or(o.retain_superslabs);
-    if let Some(mb) = a.large_cache_mb {
-        o.large_cache_bytes = mb
-            .checked_mul(1 << 20)
-            .filter(|_| mb <= 1 << 20)
-            .ok_or_else(|| {
-                src.error(
-                    "allocator.large_cache_mb",
-                    "must be at most 1048576 (1 TiB)",
-                )
-            })?;
-    }
+    c.allocator = resolve_allocator(src, raw.allocator.unwrap_or_default())?;
 
     let w = raw.workload.unwrap_or_default();
     if let Some(b) = w.backend {
@@ -413,6 +379,84 @@ fn resolve(src: &Source<'_>, raw: RawFile) -> Result<Config, ConfigError> {
         c.out_dir = PathBuf::from(d);
     }
     Ok(c)
+}
+
+/// The `[allocator]` section: `profile` first, then every knob of
+/// `hakmem::options::KNOBS` present, each type- and range-checked. Unknown
+/// keys are errors like everywhere else.
+fn resolve_allocator(src: &Source<'_>, table: toml::Table) -> Result<Options, ConfigError> {
+    let key = |k: &str| format!("allocator.{k}");
+    let mut o = Options::default();
+    if let Some(v) = table.get(PROFILE_KEY) {
+        let name = v.as_str().ok_or_else(|| {
+            src.error(
+                &key(PROFILE_KEY),
+                format!("invalid type: {}, expected a string", v.type_str()),
+            )
+        })?;
+        let profile = Profile::parse(name).ok_or_else(|| {
+            src.error(
+                &key(PROFILE_KEY),
+                format!("unknown profile {name:?}, expected speed-first, balanced or lean"),
+            )
+        })?;
+        o = Options::for_profile(profile);
+    }
+    // Unknown keys, in file order so the first one is named.
+    let mut unknown: Vec<&String> = table
+        .keys()
+        .filter(|k| *k != PROFILE_KEY && !KNOBS.iter().any(|n| n.toml == k.as_str()))
+        .collect();
+    unknown.sort_by_key(|k| src.line_of_key(&key(k)));
+    if let Some(k) = unknown.first() {
+        let expected: Vec<String> = std::iter::once(PROFILE_KEY)
+            .chain(KNOBS.iter().map(|n| n.toml))
+            .map(|n| format!("`{n}`"))
+            .collect();
+        return Err(src.error(
+            &key(k),
+            format!(
+                "unknown field `{k}`, expected one of {}",
+                expected.join(", ")
+            ),
+        ));
+    }
+    for k in KNOBS {
+        if let Some(v) = table.get(k.toml) {
+            let x = knob_value(k, v).map_err(|m| src.error(&key(k.toml), m))?;
+            k.set(&mut o, x);
+        }
+    }
+    Ok(o)
+}
+
+/// A knob's TOML value in `Options`' units, or why it is refused.
+fn knob_value(k: &Knob, v: &toml::Value) -> Result<u64, String> {
+    match (k.ty, v) {
+        (Type::Bool, toml::Value::Boolean(b)) => Ok(u64::from(*b)),
+        (Type::Bool, _) => Err(format!(
+            "invalid type: {}, expected a boolean",
+            v.type_str()
+        )),
+        (Type::U32 | Type::U64, toml::Value::Integer(i)) => {
+            let (lo, hi) = k.external_range();
+            u64::try_from(*i)
+                .ok()
+                .and_then(|x| k.from_external(x))
+                .ok_or_else(|| format!("must be in {lo}..={hi}{}, got {i}", unit_suffix(k)))
+        }
+        (Type::U32 | Type::U64, _) => Err(format!(
+            "invalid type: {}, expected an integer",
+            v.type_str()
+        )),
+    }
+}
+
+fn unit_suffix(k: &Knob) -> &'static str {
+    match k.unit {
+        hakmem::options::Unit::Same => "",
+        hakmem::options::Unit::MiB => " (MiB)",
+    }
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -487,21 +531,29 @@ impl Config {
         #[derive(Serialize)]
         struct File<'a> {
             name: &'a str,
-            allocator: Alloc,
+            allocator: Alloc<'a>,
             workload: Work,
             epoch: Ep,
             thresholds: Thresholds,
             server: Srv,
             output: Out,
         }
-        #[derive(Serialize)]
-        struct Alloc {
-            profile: &'static str,
-            mem_lean: bool,
-            prewarm: bool,
-            heap_empty_slabs: u32,
-            retain_superslabs: u32,
-            large_cache_mb: u64,
+        /// `profile`, then every knob in `KNOBS` order.
+        struct Alloc<'a>(&'a Options);
+        impl Serialize for Alloc<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let mut m = s.serialize_map(Some(KNOBS.len() + 1))?;
+                m.serialize_entry(PROFILE_KEY, self.0.profile.name())?;
+                for k in KNOBS {
+                    let v = k.to_external(k.get(self.0));
+                    match k.ty {
+                        Type::Bool => m.serialize_entry(k.toml, &(v != 0))?,
+                        Type::U32 | Type::U64 => m.serialize_entry(k.toml, &v)?,
+                    }
+                }
+                m.end()
+            }
         }
         #[derive(Serialize)]
         struct Work {
@@ -531,14 +583,7 @@ impl Config {
         let (a, w, e) = (&self.allocator, &self.workload, &self.epoch);
         let file = File {
             name: &self.name,
-            allocator: Alloc {
-                profile: a.profile.name(),
-                mem_lean: a.mem_lean,
-                prewarm: a.prewarm,
-                heap_empty_slabs: a.heap_empty_slabs,
-                retain_superslabs: a.retain_superslabs,
-                large_cache_mb: a.large_cache_bytes >> 20,
-            },
+            allocator: Alloc(a),
             workload: Work {
                 backend: self.backend.name(),
                 threads: w.threads,
@@ -741,6 +786,85 @@ dir = "out"
             let e = err(text);
             assert_eq!((e.key.as_str(), line(&e)), (key, Some(l)), "{text}: {e}");
         }
+    }
+
+    /// Every knob of `hakmem::options::KNOBS` is read from `[allocator]`,
+    /// printed by `to_toml` (check-config) in its unit, and range-checked
+    /// with its key and line.
+    #[test]
+    fn every_allocator_knob_is_read_printed_and_checked() {
+        let base = Options::for_profile(Profile::Lean);
+        let mut text = String::from("[allocator]\nprofile = \"lean\"\n");
+        let mut want = base;
+        for k in KNOBS {
+            let (lo, hi) = k.external_range();
+            // A valid value the lean profile does not have.
+            let x = match k.ty {
+                Type::Bool => 1 - k.default_for(Profile::Lean),
+                Type::U32 | Type::U64 => (k.to_external(k.default_for(Profile::Lean)) + 1).min(hi),
+            };
+            assert!((lo..=hi).contains(&x));
+            let shown = if k.ty == Type::Bool {
+                (x == 1).to_string()
+            } else {
+                x.to_string()
+            };
+            text += &format!("{} = {shown}\n", k.toml);
+            k.set(&mut want, k.from_external(x).unwrap());
+        }
+        let c = parse("t.toml", &text).unwrap();
+        assert_eq!(c.allocator, want);
+        assert_ne!(c.allocator, base, "every key overrides the profile");
+        let printed = c.to_toml();
+        for k in KNOBS {
+            assert!(
+                printed.contains(&format!("\n{} = ", k.toml)),
+                "{}:\n{printed}",
+                k.toml
+            );
+        }
+        let alloc = &printed[printed.find("[allocator]").unwrap()..];
+        assert!(
+            alloc.starts_with("[allocator]\nprofile = \"lean\"\n"),
+            "{printed}"
+        );
+        assert_eq!(parse("again", &printed).unwrap(), c);
+
+        for k in KNOBS {
+            let (_, hi) = k.external_range();
+            let mut bad = vec![format!("\"{}\"", k.name)];
+            match k.ty {
+                Type::Bool => bad.push("1".into()),
+                Type::U32 | Type::U64 => {
+                    bad.push("-1".into());
+                    bad.push("1.5".into());
+                    if hi < i64::MAX as u64 {
+                        bad.push((hi + 1).to_string());
+                    }
+                }
+            }
+            for v in bad {
+                let e = err(&format!("name = \"x\"\n[allocator]\n\n{} = {v}\n", k.toml));
+                let key = format!("allocator.{}", k.toml);
+                assert_eq!(
+                    (e.key.as_str(), line(&e)),
+                    (key.as_str(), Some(4)),
+                    "{v}: {e}"
+                );
+            }
+        }
+        let e =
+            err("[allocator]\nprofile = \"lean\"\nmem_lean = true\nlarge_cache = 1\nbogus = 2\n");
+        assert_eq!(
+            (e.key.as_str(), line(&e)),
+            ("allocator.large_cache", Some(4))
+        );
+        assert!(
+            e.message.contains("unknown field") && e.message.contains("`large_cache_mb`"),
+            "{e}"
+        );
+        let e = err("[allocator]\nprofile = 1\n");
+        assert_eq!((e.key.as_str(), line(&e)), ("allocator.profile", Some(2)));
     }
 
     #[test]

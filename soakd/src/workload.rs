@@ -21,10 +21,19 @@ pub fn start(cfg: &Config) -> Workload {
     Workload::start(&cfg.workload, allocator(cfg.backend))
 }
 
-/// The allocator in words, for logs: the libc backend says what `LD_PRELOAD` put in.
+/// The allocator in words, for logs: hakmem's profile, and `prewarmed` once
+/// the `prewarm` option took effect (`hakmem::Stats::prewarmed`); the libc
+/// backend says what `LD_PRELOAD` put in.
 pub fn describe(cfg: &Config) -> String {
     match cfg.backend {
-        Backend::Hakmem => format!("hakmem ({})", cfg.allocator.profile.name()),
+        Backend::Hakmem => {
+            let prewarmed = if hakmem::stats().prewarmed > 0 {
+                ", prewarmed"
+            } else {
+                ""
+            };
+            format!("hakmem ({}{prewarmed})", cfg.allocator.profile.name())
+        }
         Backend::Libc => match std::env::var("LD_PRELOAD") {
             Ok(p) if !p.is_empty() => format!("libc malloc (LD_PRELOAD={p})"),
             _ => "libc malloc".to_string(),
@@ -57,6 +66,6 @@ mod tests {
                 "{backend:?}: {ops:?}"
             );
         }
-        assert!(describe(&Config::default()).starts_with("hakmem (balanced)"));
+        assert!(describe(&Config::default()).starts_with("hakmem (balanced"));
     }
 }

@@ -10,7 +10,8 @@
 extern "C" {
 #endif
 
-/* The runtime options in force (set from HAKMEM_* at start-up). */
+/* The runtime options in force (set from HAKMEM_* at start-up). Each field is
+ * one knob of docs/design.md's table, under its name there. */
 struct hakmem_options {
     const char *profile; /* "speed-first", "balanced" or "lean"; static */
     int mem_lean;        /* 1: return free memory to the OS */
@@ -18,6 +19,8 @@ struct hakmem_options {
     uint32_t heap_empty_slabs;
     uint32_t retain_superslabs;
     uint64_t large_cache_bytes;
+    /* Appended fields: */
+    int release_thread;  /* 1: a background thread returns idle threads' memory */
 };
 
 /* The always-on counters (a snapshot; cheap). */

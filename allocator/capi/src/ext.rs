@@ -3,9 +3,12 @@
 //! `HAKMEM_*` did without parsing the exit summary.
 
 use core::ffi::c_char;
-use hakmem_core::Profile;
+use hakmem::{Options, Profile};
 
-/// `struct hakmem_options` in hakmem.h.
+/// `struct hakmem_options` in hakmem.h: hand-written, because its layout is
+/// an ABI (new knobs are appended). `hakmem_get_options` names every field
+/// of `Options`, so a knob missing here does not compile, and the conformance
+/// test checks that every knob is in the header.
 #[repr(C)]
 pub struct HakmemOptions {
     profile: *const c_char,
@@ -14,6 +17,7 @@ pub struct HakmemOptions {
     heap_empty_slabs: u32,
     retain_superslabs: u32,
     large_cache_bytes: u64,
+    release_thread: i32,
 }
 
 /// `struct hakmem_stats` in hakmem.h.
@@ -38,8 +42,17 @@ pub struct HakmemStats {
 /// `out` must be valid for writing a `struct hakmem_options`.
 #[no_mangle]
 pub unsafe extern "C" fn hakmem_get_options(out: *mut HakmemOptions) {
-    let o = hakmem_core::options();
-    let profile = match o.profile {
+    // No `..`: a knob added to `Options` must be added here (and to hakmem.h).
+    let Options {
+        profile,
+        mem_lean,
+        prewarm,
+        heap_empty_slabs,
+        retain_superslabs,
+        large_cache_bytes,
+        release_thread,
+    } = hakmem::options();
+    let profile = match profile {
         Profile::SpeedFirst => c"speed-first",
         Profile::Balanced => c"balanced",
         Profile::Lean => c"lean",
@@ -48,11 +61,12 @@ pub unsafe extern "C" fn hakmem_get_options(out: *mut HakmemOptions) {
     unsafe {
         out.write(HakmemOptions {
             profile: profile.as_ptr(),
-            mem_lean: o.mem_lean.into(),
-            prewarm: o.prewarm.into(),
-            heap_empty_slabs: o.heap_empty_slabs,
-            retain_superslabs: o.retain_superslabs,
-            large_cache_bytes: o.large_cache_bytes,
+            mem_lean: mem_lean.into(),
+            prewarm: prewarm.into(),
+            heap_empty_slabs,
+            retain_superslabs,
+            large_cache_bytes,
+            release_thread: release_thread.into(),
         })
     }
 }
@@ -63,7 +77,7 @@ pub unsafe extern "C" fn hakmem_get_options(out: *mut HakmemOptions) {
 /// `out` must be valid for writing a `struct hakmem_stats`.
 #[no_mangle]
 pub unsafe extern "C" fn hakmem_get_stats(out: *mut HakmemStats) {
-    let s = hakmem_core::stats();
+    let s = hakmem::stats();
     // SAFETY: the caller passes a writable struct.
     unsafe {
         out.write(HakmemStats {

@@ -9,13 +9,13 @@ use core::ffi::{c_int, c_void};
 /// top-of-heap to pad). Returns 1 if memory went back, 0 otherwise, as glibc.
 #[no_mangle]
 pub extern "C" fn malloc_trim(_pad: usize) -> c_int {
-    hakmem_core::trim().into()
+    hakmem::trim().into()
 }
 
 /// Writes hakmem's counters to stderr (one `hakmem: stats ...` line).
 #[no_mangle]
 pub extern "C" fn malloc_stats() {
-    hakmem_core::print_stats();
+    hakmem::print_stats();
 }
 
 /// `struct mallinfo2` of `<malloc.h>` (glibc 2.33).
@@ -54,8 +54,8 @@ pub struct Mallinfo {
 /// in blocks handed out, `fordblks` = the rest; the other fields are 0.
 #[no_mangle]
 pub extern "C" fn mallinfo2() -> Mallinfo2 {
-    let u = hakmem_core::usage();
-    let mapped = hakmem_core::stats().mapped_bytes.max(u.slab_bytes);
+    let u = hakmem::usage();
+    let mapped = hakmem::stats().mapped_bytes.max(u.slab_bytes);
     let used = u.small_in_use + u.large_in_use;
     Mallinfo2 {
         arena: u.slab_bytes as usize,
@@ -112,7 +112,7 @@ extern "C" fn at_unload() {
             || libc::dladdr(global, &mut theirs) == 0
             || theirs.dli_fbase != ours.dli_fbase
         {
-            hakmem_core::unload();
+            hakmem::unload();
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! `LD_PRELOAD=target/release/libhakmem.so PROGRAM` runs PROGRAM on hakmem: this
 //! library exports the whole C allocation family (plus glibc's `__libc_*`
-//! aliases) and serves it from `hakmem_core::raw`.
+//! aliases) and serves it from `hakmem::raw`.
 //!
 //! Choices, and why:
 //! - C++ `operator new`/`delete` are *not* exported. libstdc++'s own operators
@@ -30,7 +30,7 @@ mod glibc;
 
 use core::ffi::{c_int, c_void};
 use core::ptr::null_mut;
-use hakmem_core::raw;
+use hakmem::raw;
 
 /// The alignment C's malloc promises for a block of `size` bytes.
 #[inline(always)]

@@ -6,11 +6,13 @@
 mod common;
 
 #[global_allocator]
-static A: hakmem_core::Hakmem = hakmem_core::Hakmem;
+static A: hakmem::Hakmem = hakmem::Hakmem;
 
 use common::{
     compile, has_stats_summary, label, libhakmem, preloaded, run, run_ok, TempDir, PROFILES,
 };
+use hakmem::options::{Type, KNOBS};
+use hakmem::Profile;
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
@@ -136,6 +138,57 @@ fn options_come_from_the_environment() {
         &[("HAKMEM_PROFILE", "lean"), ("HAKMEM_MEM_LEAN", "0")],
     );
     assert_eq!(num(&lean_off, "mem_lean"), 0, "{lean_off:?}");
+
+    // Every knob of the table reaches C (struct hakmem_options, printed by
+    // options.c) with its profile's value...
+    for (out, p) in [
+        (&fast, Profile::SpeedFirst),
+        (&balanced, Profile::Balanced),
+        (&lean, Profile::Lean),
+    ] {
+        for k in KNOBS {
+            assert_eq!(num(out, k.name), k.default_for(p), "{p:?}: {}", k.name);
+        }
+    }
+    // ...and is read from its variable: each set to a value speed-first has not.
+    let mut env = vec![("HAKMEM_PROFILE", "speed-first".to_string())];
+    let mut want = Vec::new();
+    for k in KNOBS {
+        let x = match k.ty {
+            Type::Bool => 1 - k.default_for(Profile::SpeedFirst),
+            Type::U32 | Type::U64 => 3,
+        };
+        assert_ne!(k.from_external(x), Some(k.default_for(Profile::SpeedFirst)));
+        env.push((k.env, x.to_string()));
+        want.push((k.name, k.from_external(x).unwrap()));
+    }
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let every = options_with(&exe, &env);
+    for (name, v) in want {
+        assert_eq!(num(&every, name), v, "{name}: {every:?}");
+    }
+}
+
+/// Every knob is a field of `struct hakmem_options` in the public header
+/// (which is hand-written: its layout is an ABI).
+#[test]
+fn every_knob_is_in_the_c_header() {
+    let h = include_str!("../include/hakmem.h");
+    let start = h.find("struct hakmem_options {").expect("the struct");
+    let body = &h[start..start + h[start..].find("};").unwrap()];
+    let body: String = body
+        .lines()
+        .map(|l| l.split("/*").next().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for k in KNOBS {
+        let field = format!("{};", k.name);
+        assert!(
+            body.split_whitespace().any(|w| w == field),
+            "struct hakmem_options lacks `{}`",
+            k.name
+        );
+    }
 }
 
 /// Large-block misuse through the C ABI ends in hakmem's abort, naming the

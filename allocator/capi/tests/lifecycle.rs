@@ -15,7 +15,7 @@
 mod common;
 
 #[global_allocator]
-static A: hakmem_core::Hakmem = hakmem_core::Hakmem;
+static A: hakmem::Hakmem = hakmem::Hakmem;
 
 use common::{
     compile, compile_shared, compile_with, field, hakmem_abort_line, label, libhakmem,

@@ -6,7 +6,7 @@
 mod common;
 
 #[global_allocator]
-static A: hakmem_core::Hakmem = hakmem_core::Hakmem;
+static A: hakmem::Hakmem = hakmem::Hakmem;
 
 use common::{label, preloaded, require, run_ok, run_on_hakmem, TempDir, PROFILES};
 use std::io::Write;

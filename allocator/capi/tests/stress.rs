@@ -4,7 +4,7 @@
 mod common;
 
 #[global_allocator]
-static A: hakmem_core::Hakmem = hakmem_core::Hakmem;
+static A: hakmem::Hakmem = hakmem::Hakmem;
 
 use common::{compile, label, preloaded, run_on_hakmem, TempDir, PROFILES};
 use std::process::Command;

@@ -16,7 +16,7 @@
 mod common;
 
 #[global_allocator]
-static A: hakmem_core::Hakmem = hakmem_core::Hakmem;
+static A: hakmem::Hakmem = hakmem::Hakmem;
 
 use common::{
     compile, compile_shared, compile_with, field, libhakmem, libhakmem_fast, no_core_dump,

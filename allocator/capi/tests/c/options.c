@@ -20,9 +20,9 @@ int main(void) {
     struct hakmem_options o;
     get_options(&o);
     printf("profile=%s\nmem_lean=%d\nprewarm=%d\nheap_empty_slabs=%u\nretain_superslabs=%u\n"
-           "large_cache_bytes=%llu\n",
+           "large_cache_bytes=%llu\nrelease_thread=%d\n",
            o.profile, o.mem_lean, o.prewarm, o.heap_empty_slabs, o.retain_superslabs,
-           (unsigned long long)o.large_cache_bytes);
+           (unsigned long long)o.large_cache_bytes, o.release_thread);
 
     enum { N = 64 * 1024 };
     static char *p[N];
