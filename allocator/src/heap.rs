@@ -758,6 +758,7 @@ unsafe fn exited_heap() -> Option<*mut Heap> {
             if let Some(_l) = try_lock_heap(h) {
                 if (*h).exiting && !os::thread_alive((*h).tid) {
                     (*h).make_orphan();
+                    reclaim::heap_detached();
                     found = Some(h);
                 }
             }
