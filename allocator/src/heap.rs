@@ -181,14 +181,19 @@ pub(crate) unsafe fn free(p: *mut u8, chunk: Chunk) {
     if owner == heap {
         free_local(heap, s, b);
     } else {
-        if !heap.is_null() {
-            observe!(heap, free_remote);
-        }
-        if (*owner).inbox.is_orphan() {
-            free_orphan(owner, b);
-        } else {
-            (*owner).inbox.push(b);
-        }
+        free_remote(heap, owner, s, b);
+    }
+}
+
+#[inline(always)]
+unsafe fn free_remote(heap: *mut Heap, owner: *mut Heap, s: *mut Slab, b: *mut Block) {
+    if !heap.is_null() {
+        observe!(heap, free_remote);
+    }
+    if (*owner).inbox.is_orphan() {
+        free_orphan(heap, owner, s, b);
+    } else {
+        (*owner).inbox.push(b);
     }
 }
 
@@ -229,18 +234,42 @@ unsafe fn free_slow(heap: *mut Heap, s: *mut Slab) {
     }
 }
 
-/// A free into a heap no thread owns: done here, under its lock.
+/// A free into a heap no thread owns. The freeing thread adopts the whole
+/// slab, so that its next frees of the slab's blocks are local (a new thread
+/// taking over an exited one's data frees them all); a thread without a heap
+/// frees the block under the orphan's lock instead.
 #[cold]
 #[inline(never)]
-unsafe fn free_orphan(owner: *mut Heap, b: *mut Block) {
+unsafe fn free_orphan(heap: *mut Heap, owner: *mut Heap, s: *mut Slab, b: *mut Block) {
     let l = lock_heap(owner);
+    let now = (*s).owner.load(Ordering::Relaxed);
+    if now != owner {
+        // Another thread adopted the slab meanwhile.
+        drop(l);
+        if now == heap {
+            free_local(heap, s, b);
+        } else {
+            free_remote(heap, now, s, b);
+        }
+        return;
+    }
     if !(*owner).inbox.is_orphan() {
-        // Adopted meanwhile: the new owner drains its inbox.
+        // A new thread adopted the whole heap meanwhile: it drains its inbox.
         drop(l);
         (*owner).inbox.push(b);
         return;
     }
-    (*owner).give_back(superslab::slab_of(b.cast()), b);
+    if heap.is_null() {
+        (*owner).give_back(s, b);
+        return;
+    }
+    (*owner).disown(s, heap);
+    drop(l);
+    {
+        let _m = lock_heap(heap);
+        (*heap).adopt(s);
+    }
+    free_local(heap, s, b);
 }
 
 #[cold]
@@ -412,6 +441,31 @@ impl Heap {
         (*s).rcount = 0;
     }
 
+    /// Hands a slab with live blocks to `to` (under this orphan heap's lock):
+    /// off this heap's lists, parked blocks back on its free list. Until `to`
+    /// adopts it, it is PARTIAL and on no list, so the release thread leaves
+    /// it alone.
+    unsafe fn disown(&mut self, s: *mut Slab, to: *mut Heap) {
+        let class = (*s).class as usize;
+        match (*s).state {
+            state::PARTIAL => self.unlink_partial(class, s),
+            state::CURRENT => self.cur[class] = EMPTY_SLAB.get(),
+            _ => {}
+        }
+        self.unpark(s);
+        (*s).state = state::PARTIAL;
+        (*s).owner.store(to, Ordering::Release);
+    }
+
+    /// Takes in a slab `disown` handed over (under this heap's lock).
+    unsafe fn adopt(&mut self, s: *mut Slab) {
+        if (*s).free.is_null() && (*s).carve.load(Ordering::Relaxed) >= (*s).carve_end {
+            (*s).state = state::FULL;
+        } else {
+            self.push_partial((*s).class as usize, s);
+        }
+    }
+
     /// Frees a block of one of this heap's slabs under the lock (a drained
     /// inbox block, or a free into an orphan heap). Its tag is already set.
     unsafe fn give_back(&mut self, s: *mut Slab, b: *mut Block) {
@@ -433,9 +487,23 @@ impl Heap {
         let mut b = self.inbox.take_all();
         while !b.is_null() {
             let next = (*b).next;
-            self.give_back(superslab::slab_of(b.cast()), b);
+            let s = superslab::slab_of(b.cast());
+            if !self.forward(s, b) {
+                self.give_back(s, b);
+            }
             b = next;
         }
+    }
+
+    /// An inbox block whose slab another heap adopted while the block
+    /// waited (this heap was an orphan then) goes on to that heap's inbox.
+    unsafe fn forward(&self, s: *mut Slab, b: *mut Block) -> bool {
+        let o = (*s).owner.load(Ordering::Acquire);
+        if ptr::eq(o, self) {
+            return false;
+        }
+        (*o).inbox.push(b);
+        true
     }
 
     unsafe fn push_partial(&mut self, class: usize, s: *mut Slab) {
@@ -575,6 +643,10 @@ impl Heap {
         while !b.is_null() {
             let next = (*b).next;
             let s = superslab::slab_of(b.cast());
+            if self.forward(s, b) {
+                b = next;
+                continue;
+            }
             if (*s).state == state::FULL {
                 (*b).next = (*s).rfree;
                 (*s).rfree = b;
