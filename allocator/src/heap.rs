@@ -235,9 +235,9 @@ unsafe fn free_slow(heap: *mut Heap, s: *mut Slab) {
 }
 
 /// A free into a heap no thread owns. The freeing thread adopts the whole
-/// slab, so that its next frees of the slab's blocks are local (a new thread
-/// taking over an exited one's data frees them all); a thread without a heap
-/// frees the block under the orphan's lock instead.
+/// slab if it is FULL, so that its next frees of the slab's blocks are local
+/// (a new thread taking over an exited one's data frees them all); otherwise
+/// the block is freed under the orphan's lock.
 #[cold]
 #[inline(never)]
 unsafe fn free_orphan(heap: *mut Heap, owner: *mut Heap, s: *mut Slab, b: *mut Block) {
@@ -259,7 +259,10 @@ unsafe fn free_orphan(heap: *mut Heap, owner: *mut Heap, s: *mut Slab, b: *mut B
         (*owner).inbox.push(b);
         return;
     }
-    if heap.is_null() {
+    // Only a FULL slab moves: one with free blocks stays, so that the thread
+    // that adopts the whole orphan allocates from it (moving those too
+    // quadrupled the peak RSS of the thread-churn stress benchmark).
+    if heap.is_null() || (*s).state != state::FULL {
         (*owner).give_back(s, b);
         return;
     }
@@ -598,9 +601,7 @@ impl Heap {
         units(k)
     }
 
-    /// Gives back every spare and cached slab (the owner need not be stopped:
-    /// its fast paths never touch them).
-    unsafe fn release_spares_and_cache(&mut self) {
+    unsafe fn release_spares(&mut self) {
         for c in 0..NUM_CLASSES {
             let spare = self.spare[c];
             if !spare.is_null() {
@@ -608,6 +609,12 @@ impl Heap {
                 superslab::release(spare);
             }
         }
+    }
+
+    /// Gives back every spare and cached slab (the owner need not be stopped:
+    /// its fast paths never touch them).
+    unsafe fn release_spares_and_cache(&mut self) {
+        self.release_spares();
         while self.empty_units > 0 {
             self.release_cached();
         }
@@ -847,7 +854,16 @@ pub(crate) unsafe fn detach(h: *mut Heap) {
     }
     {
         let _l = lock_heap(h);
-        (*h).make_orphan();
+        // Its current slabs and class spares stay (not its cache) for
+        // the next thread to adopt the heap (thread pools re-create threads
+        // all the time, and each exit would otherwise decommit what the next
+        // thread faults in again); the release thread gives the rest back
+        // once the heap has waited on the idle list for IDLE_MS.
+        (*h).inbox.set_orphan(true);
+        (*h).drain_inbox();
+        while (*h).empty_units > 0 {
+            (*h).release_cached();
+        }
     }
     to_idle_list(h);
 }
@@ -880,10 +896,20 @@ pub(crate) fn reclaim_pass(now: u64, all: bool) {
         unsafe {
             let Some(l) = try_lock_heap(h) else { return };
             let hp = &mut *h;
+            let n = hp.slow_paths.load(Ordering::Relaxed);
+            if n != hp.seen_slow_paths || hp.seen_at == 0 {
+                hp.seen_slow_paths = n;
+                hp.seen_at = now;
+            }
+            let idle = all || now.saturating_sub(hp.seen_at) >= release::IDLE_MS;
             if hp.is_orphan() {
-                // Blocks pushed just before the heap lost its thread, and
-                // what a fork child's orphans still cache.
-                hp.make_orphan();
+                // Blocks pushed just before the heap lost its thread; and once
+                // no thread adopted it for a while, its empty slabs.
+                if idle {
+                    hp.make_orphan();
+                } else {
+                    hp.drain_inbox();
+                }
                 return;
             }
             if h == me {
@@ -892,12 +918,6 @@ pub(crate) fn reclaim_pass(now: u64, all: bool) {
                 }
                 return;
             }
-            let n = hp.slow_paths.load(Ordering::Relaxed);
-            if n != hp.seen_slow_paths || hp.seen_at == 0 {
-                hp.seen_slow_paths = n;
-                hp.seen_at = now;
-            }
-            let idle = all || now.saturating_sub(hp.seen_at) >= release::IDLE_MS;
             if !(idle || hp.exiting) {
                 return;
             }
