@@ -9,7 +9,7 @@ packages=(
 	build-essential libc6-dev      # cc/c++ for the C ABI tests and C benchmark
 	prometheus                     # prometheus + promtool (soakd and e2e tests)
 	python3 git xz-utils coreutils # real programs under LD_PRELOAD; ab.sh
-	libmimalloc2.0 libjemalloc2    # scripts/bench_preload.sh
+	libmimalloc2.0 libjemalloc2    # bench_preload.sh, bench_suite.sh (and its smoke test)
 )
 
 missing=()

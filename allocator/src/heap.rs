@@ -180,21 +180,29 @@ pub(crate) unsafe fn free(p: *mut u8, chunk: Chunk) {
     let heap = tls::get();
     let owner = (*s).owner.load(Ordering::Relaxed);
     if owner == heap {
+        observe!(heap, free_local);
         free_local(heap, s, b);
     } else {
-        if !heap.is_null() {
-            observe!(heap, free_remote);
-        }
-        // A thread that never allocated has no cells of its own.
+        // Counted here, once: `free_remote` and `free_orphan` may pass the
+        // block on (to the slab's new owner, or locally to an adopted slab).
         #[cfg(feature = "observe")]
         if heap.is_null() {
+            // A thread that never allocated has no cells of its own.
             crate::stats::FREE_REMOTE_NO_HEAP.fetch_add(1, Ordering::Relaxed);
-        }
-        if (*owner).inbox.is_orphan() {
-            free_orphan(owner, b);
         } else {
-            (*owner).inbox.push(b);
+            observe!(heap, free_remote);
         }
+        free_remote(heap, owner, s, b);
+    }
+}
+
+/// A free of another heap's block (already counted by `free`).
+#[inline(always)]
+unsafe fn free_remote(heap: *mut Heap, owner: *mut Heap, s: *mut Slab, b: *mut Block) {
+    if (*owner).inbox.is_orphan() {
+        free_orphan(heap, owner, s, b);
+    } else {
+        (*owner).inbox.push(b);
     }
 }
 
@@ -208,7 +216,6 @@ unsafe fn free_local(heap: *mut Heap, s: *mut Slab, b: *mut Block) {
     // Release: the release thread reads `used` to decide that a FULL slab has
     // no live block left; the link and the list head must be visible first.
     (*s).used.store(n - 1, Ordering::Release);
-    observe!(heap, free_local);
     // A FULL slab had an empty free list, so one test covers both cases.
     if n == 1 || head.is_null() {
         free_slow(heap, s);
@@ -235,18 +242,45 @@ unsafe fn free_slow(heap: *mut Heap, s: *mut Slab) {
     }
 }
 
-/// A free into a heap no thread owns: done here, under its lock.
+/// A free into a heap no thread owns. The freeing thread adopts the whole
+/// slab if it is FULL, so that its next frees of the slab's blocks are local
+/// (a new thread taking over an exited one's data frees them all); otherwise
+/// the block is freed under the orphan's lock.
 #[cold]
 #[inline(never)]
-unsafe fn free_orphan(owner: *mut Heap, b: *mut Block) {
+unsafe fn free_orphan(heap: *mut Heap, owner: *mut Heap, s: *mut Slab, b: *mut Block) {
     let l = lock_heap(owner);
+    let now = (*s).owner.load(Ordering::Relaxed);
+    if now != owner {
+        // Another thread adopted the slab meanwhile.
+        drop(l);
+        if now == heap {
+            free_local(heap, s, b);
+        } else {
+            free_remote(heap, now, s, b);
+        }
+        return;
+    }
     if !(*owner).inbox.is_orphan() {
-        // Adopted meanwhile: the new owner drains its inbox.
+        // A new thread adopted the whole heap meanwhile: it drains its inbox.
         drop(l);
         (*owner).inbox.push(b);
         return;
     }
-    (*owner).give_back(superslab::slab_of(b.cast()), b);
+    // Only a FULL slab moves: one with free blocks stays, so that the thread
+    // that adopts the whole orphan allocates from it (moving those too
+    // quadrupled the peak RSS of the thread-churn stress benchmark).
+    if heap.is_null() || (*s).state != state::FULL {
+        (*owner).give_back(s, b);
+        return;
+    }
+    (*owner).disown(s, heap);
+    drop(l);
+    {
+        let _m = lock_heap(heap);
+        (*heap).adopt(s);
+    }
+    free_local(heap, s, b);
 }
 
 #[cold]
@@ -418,6 +452,31 @@ impl Heap {
         (*s).rcount = 0;
     }
 
+    /// Hands a slab with live blocks to `to` (under this orphan heap's lock):
+    /// off this heap's lists, parked blocks back on its free list. Until `to`
+    /// adopts it, it is PARTIAL and on no list, so the release thread leaves
+    /// it alone.
+    unsafe fn disown(&mut self, s: *mut Slab, to: *mut Heap) {
+        let class = (*s).class as usize;
+        match (*s).state {
+            state::PARTIAL => self.unlink_partial(class, s),
+            state::CURRENT => self.cur[class] = EMPTY_SLAB.get(),
+            _ => {}
+        }
+        self.unpark(s);
+        (*s).state = state::PARTIAL;
+        (*s).owner.store(to, Ordering::Release);
+    }
+
+    /// Takes in a slab `disown` handed over (under this heap's lock).
+    unsafe fn adopt(&mut self, s: *mut Slab) {
+        if (*s).free.is_null() && (*s).carve.load(Ordering::Relaxed) >= (*s).carve_end {
+            (*s).state = state::FULL;
+        } else {
+            self.push_partial((*s).class as usize, s);
+        }
+    }
+
     /// Frees a block of one of this heap's slabs under the lock (a drained
     /// inbox block, or a free into an orphan heap). Its tag is already set.
     unsafe fn give_back(&mut self, s: *mut Slab, b: *mut Block) {
@@ -439,9 +498,23 @@ impl Heap {
         let mut b = self.inbox.take_all();
         while !b.is_null() {
             let next = (*b).next;
-            self.give_back(superslab::slab_of(b.cast()), b);
+            let s = superslab::slab_of(b.cast());
+            if !self.forward(s, b) {
+                self.give_back(s, b);
+            }
             b = next;
         }
+    }
+
+    /// An inbox block whose slab another heap adopted while the block
+    /// waited (this heap was an orphan then) goes on to that heap's inbox.
+    unsafe fn forward(&self, s: *mut Slab, b: *mut Block) -> bool {
+        let o = (*s).owner.load(Ordering::Acquire);
+        if ptr::eq(o, self) {
+            return false;
+        }
+        (*o).inbox.push(b);
+        true
     }
 
     unsafe fn push_partial(&mut self, class: usize, s: *mut Slab) {
@@ -536,9 +609,7 @@ impl Heap {
         units(k)
     }
 
-    /// Gives back every spare and cached slab (the owner need not be stopped:
-    /// its fast paths never touch them).
-    unsafe fn release_spares_and_cache(&mut self) {
+    unsafe fn release_spares(&mut self) {
         for c in 0..NUM_CLASSES {
             let spare = self.spare[c];
             if !spare.is_null() {
@@ -546,6 +617,12 @@ impl Heap {
                 superslab::return_to_pool(spare);
             }
         }
+    }
+
+    /// Gives back every spare and cached slab (the owner need not be stopped:
+    /// its fast paths never touch them).
+    unsafe fn release_spares_and_cache(&mut self) {
+        self.release_spares();
         while self.empty_units > 0 {
             self.release_cached();
         }
@@ -581,6 +658,10 @@ impl Heap {
         while !b.is_null() {
             let next = (*b).next;
             let s = superslab::slab_of(b.cast());
+            if self.forward(s, b) {
+                b = next;
+                continue;
+            }
             if (*s).state == state::FULL {
                 (*b).next = (*s).rfree;
                 (*s).rfree = b;
@@ -764,6 +845,7 @@ unsafe fn exited_heap() -> Option<*mut Heap> {
             if let Some(_l) = try_lock_heap(h) {
                 if (*h).exiting && !os::thread_alive((*h).tid) {
                     (*h).make_orphan();
+                    reclaim::heap_detached();
                     found = Some(h);
                 }
             }
@@ -780,7 +862,16 @@ pub(crate) unsafe fn detach(h: *mut Heap) {
     }
     {
         let _l = lock_heap(h);
-        (*h).make_orphan();
+        // Its current slabs and class spares stay (not its cache) for
+        // the next thread to adopt the heap (thread pools re-create threads
+        // all the time, and each exit would otherwise decommit what the next
+        // thread faults in again); the release thread gives the rest back
+        // once the heap has waited on the idle list for IDLE_MS.
+        (*h).inbox.set_orphan(true);
+        (*h).drain_inbox();
+        while (*h).empty_units > 0 {
+            (*h).release_cached();
+        }
     }
     to_idle_list(h);
 }
@@ -813,10 +904,20 @@ pub(crate) fn reclaim_pass(now: u64, all: bool) {
         unsafe {
             let Some(l) = try_lock_heap(h) else { return };
             let hp = &mut *h;
+            let n = hp.slow_paths.load(Ordering::Relaxed);
+            if n != hp.seen_slow_paths || hp.seen_at == 0 {
+                hp.seen_slow_paths = n;
+                hp.seen_at = now;
+            }
+            let idle = all || now.saturating_sub(hp.seen_at) >= release::IDLE_MS;
             if hp.is_orphan() {
-                // Blocks pushed just before the heap lost its thread, and
-                // what a fork child's orphans still cache.
-                hp.make_orphan();
+                // Blocks pushed just before the heap lost its thread; and once
+                // no thread adopted it for a while, its empty slabs.
+                if idle {
+                    hp.make_orphan();
+                } else {
+                    hp.drain_inbox();
+                }
                 return;
             }
             if h == me {
@@ -825,12 +926,6 @@ pub(crate) fn reclaim_pass(now: u64, all: bool) {
                 }
                 return;
             }
-            let n = hp.slow_paths.load(Ordering::Relaxed);
-            if n != hp.seen_slow_paths || hp.seen_at == 0 {
-                hp.seen_slow_paths = n;
-                hp.seen_at = now;
-            }
-            let idle = all || now.saturating_sub(hp.seen_at) >= release::IDLE_MS;
             if !(idle || hp.exiting) {
                 return;
             }

@@ -116,8 +116,8 @@ extern "C" fn fork_parent() {
 extern "C" fn fork_child() {
     fork_parent();
     os::note_pid();
-    reclaim::after_fork_in_child(!tls::get().is_null());
     heap::orphan_other_threads_heaps();
+    reclaim::after_fork_in_child(!tls::get().is_null());
 }
 
 extern "C" fn at_load() {

@@ -110,10 +110,11 @@ pub struct PathCounters {
     pub alloc_slow: u64,
     /// Frees of a block of the freeing thread's own heap.
     pub free_local: u64,
-    /// Frees of a block of another heap: pushed to its inbox (or done at once
-    /// when that heap is an orphan), also by threads that have no heap of
-    /// their own. The owner's later draining of its inbox counts nothing more
-    /// (never as `free_local`).
+    /// Frees of a block of another heap: pushed to its inbox, or, when that
+    /// heap is an orphan, done at once (the freeing thread adopts the slab),
+    /// also by threads that have no heap of their own. Counted once, where
+    /// the free starts: the owner's later draining or forwarding of its
+    /// inbox, and the local free into an adopted slab, count nothing more.
     pub free_remote: u64,
 }
 

@@ -36,6 +36,10 @@ fn steady_state_problem(profile: Profile, what: &str, cfg: &WorkloadConfig) -> O
     } else {
         MAX_SYSCALLS_PER_OP
     };
+    // What the previous shape's exited workers left for the release thread
+    // goes back now, not in this shape's window (the release thread returns
+    // an exited thread's cache a second after the thread is gone).
+    hakmem::trim();
     let w = Workload::start(cfg, &H);
     let t0 = Instant::now();
     while t0.elapsed() < WARMUP_MAX && (t0.elapsed() < WARMUP || w.ops().total() < WARMUP_OPS) {

@@ -4,28 +4,32 @@
 //! milliseconds, and nothing is written for a bad configuration.
 
 use std::future::Future;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
 use crate::config::Config;
-use crate::http::{self, AppState};
+use crate::error::Error;
+use crate::http;
 use crate::metrics::Metrics;
 use crate::results::Results;
 use crate::rss::RssReader;
 use crate::runner::{Ended, Runner};
+use crate::state::AppState;
 use crate::workload;
 
 /// Runs the daemon until `max_epochs` epochs ran or SIGTERM/SIGINT arrived.
-pub fn run(cfg: Config, max_epochs: Option<u64>) -> Result<(), String> {
+pub fn run(cfg: Config, max_epochs: Option<u64>) -> Result<(), Error> {
     hakmem::set_options(cfg.allocator);
+    let listen_error = |source| Error::Listen {
+        addr: cfg.listen,
+        source,
+    };
     let listener = std::net::TcpListener::bind(cfg.listen)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+        .map_err(listen_error)?;
+    let addr = listener.local_addr().map_err(listen_error)?;
     let (results, existing) = Results::open(&cfg.out_dir)?;
     if existing.truncated_tail > 0 {
         warn!(
@@ -41,35 +45,33 @@ pub fn run(cfg: Config, max_epochs: Option<u64>) -> Result<(), String> {
             results.path().display()
         );
     }
-    let rss = RssReader::open().map_err(|e| format!("cannot open /proc/self/statm: {e}"))?;
+    let rss = RssReader::open().map_err(Error::OpenRss)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("soakd-io")
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(Error::Runtime)?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            .map_err(|source| Error::Listen { addr, source })?;
         // Handlers go in before the start line, which tests wait for.
-        let shutdown = shutdown_signal().map_err(|e| format!("cannot catch signals: {e}"))?;
+        let shutdown = shutdown_signal().map_err(Error::Signals)?;
         let workload = Arc::new(workload::start(&cfg));
         let weak = Arc::downgrade(&workload);
-        let state = Arc::new(AppState {
-            metrics: Metrics::new(
+        let state = Arc::new(AppState::new(
+            Metrics::new(
                 &cfg.name,
                 cfg.backend.name(),
                 Box::new(move || weak.upgrade().map(|w| w.ops())),
             ),
-            epochs: RwLock::new(
-                existing
-                    .records
-                    .iter()
-                    .filter(|r| r.complete)
-                    .cloned()
-                    .collect(),
-            ),
-        });
+            existing
+                .records
+                .iter()
+                .filter(|r| r.complete)
+                .cloned()
+                .collect(),
+        ));
         tokio::spawn({
             let state = Arc::clone(&state);
             async move {

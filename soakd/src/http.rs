@@ -3,7 +3,7 @@
 //! hyper answers malformed requests with a 4xx and closes the connection; no
 //! handler can fail, so a bad client never disturbs the daemon.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::header;
@@ -12,15 +12,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 
-use crate::metrics::Metrics;
 use crate::results::EpochRecord;
-
-/// What the handlers read.
-pub struct AppState {
-    pub metrics: Metrics,
-    /// Completed epochs, from the results file and this run.
-    pub epochs: RwLock<Vec<EpochRecord>>,
-}
+use crate::state::AppState;
 
 /// Serves until the runtime shuts down.
 pub async fn serve(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
@@ -60,12 +53,13 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 async fn epochs(State(s): State<Arc<AppState>>) -> Json<Vec<EpochRecord>> {
-    Json(s.epochs.read().unwrap_or_else(|p| p.into_inner()).clone())
+    Json(s.epochs())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Metrics;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
@@ -83,10 +77,10 @@ mod tests {
 
     #[tokio::test]
     async fn routes_answer() {
-        let state = Arc::new(AppState {
-            metrics: Metrics::new("t", "hakmem", Box::new(|| None)),
-            epochs: RwLock::new(vec![crate::results::tests::record(1, true)]),
-        });
+        let state = Arc::new(AppState::new(
+            Metrics::new("t", "hakmem", Box::new(|| None)),
+            vec![crate::results::tests::record(1, true)],
+        ));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(serve(listener, state));
@@ -99,7 +93,7 @@ mod tests {
         let r = get(addr, "/metrics").await;
         assert!(r.starts_with("HTTP/1.1 200"));
         assert!(r.contains("content-type: text/plain; version=0.0.4"), "{r}");
-        assert!(r.contains("soakd_build_info"));
+        assert!(r.contains(crate::metrics::metric::build_info.name));
         assert!(get(addr, "/healthz").await.ends_with("ok\n"));
         let r = get(addr, "/epochs").await;
         let body = r.split("\r\n\r\n").nth(1).unwrap();

@@ -1,26 +1,15 @@
-//! soakd: drives SPEC 4's mixed tiny workload in epochs and reports each
-//! epoch's throughput, CV, RSS drift and syscalls per operation through
-//! Prometheus and durable JSON lines. This file only wires the modules.
-
-mod config;
-mod daemon;
-mod epoch;
-mod http;
-mod logging;
-mod metrics;
-mod report;
-mod results;
-mod rss;
-mod runner;
-mod workload;
+//! soakd's command line: parses it and hands over to the library (see
+//! `lib.rs`), which holds every part.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Overrides;
-use crate::logging::LogFormat;
+use soakd::config::{self, Overrides};
+use soakd::error::{Error, EXIT_CONFIG};
+use soakd::logging::{self, LogFormat};
+use soakd::{daemon, report};
 
 #[global_allocator]
 static GLOBAL: hakmem::Hakmem = hakmem::Hakmem;
@@ -70,18 +59,15 @@ enum Command {
     },
 }
 
-/// Exit status for a configuration or usage error (as clap uses).
-const EXIT_CONFIG: u8 = 2;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = logging::init(cli.log_format) {
         eprintln!("soakd: {e}");
         return ExitCode::from(EXIT_CONFIG);
     }
-    let fail = |code: u8, e: String| {
+    let fail = |e: Error| {
         tracing::error!("{e}");
-        ExitCode::from(code)
+        ExitCode::from(e.exit_code())
     };
     match cli.command {
         Command::Run {
@@ -100,12 +86,13 @@ fn main() -> ExitCode {
                 epoch_secs,
                 out,
             };
-            match loaded.and_then(|c| c.apply(&overrides)) {
-                Err(e) => fail(EXIT_CONFIG, e.to_string()),
-                Ok(cfg) => match daemon::run(cfg, epochs) {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => fail(1, e),
-                },
+            let run = loaded
+                .and_then(|c| c.apply(&overrides))
+                .map_err(Error::from)
+                .and_then(|cfg| daemon::run(cfg, epochs));
+            match run {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
             }
         }
         Command::CheckConfig { file } => match config::load_file(&file) {
@@ -113,14 +100,14 @@ fn main() -> ExitCode {
                 print!("{}", cfg.to_toml());
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(EXIT_CONFIG, e.to_string()),
+            Err(e) => fail(e.into()),
         },
         Command::Report { file, html } => match report::run(&file, html.as_deref()) {
             Ok(text) => {
                 print!("{text}");
                 ExitCode::SUCCESS
             }
-            Err(e) => fail(1, e),
+            Err(e) => fail(e),
         },
     }
 }

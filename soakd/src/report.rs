@@ -6,18 +6,23 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::epoch::Verdict;
+use crate::error::Error;
 use crate::results::{self, EpochRecord};
 
 /// Prints the table of `file`'s epochs and writes the HTML page if asked.
-pub fn run(file: &Path, html_out: Option<&Path>) -> Result<String, String> {
+pub fn run(file: &Path, html_out: Option<&Path>) -> Result<String, Error> {
     let existing = results::read(file)?;
     let mut out = table(&existing.records);
     for (line, err) in &existing.bad_lines {
         let _ = writeln!(out, "warning: line {line} skipped: {err}");
     }
     if let Some(path) = html_out {
-        std::fs::write(path, html(&file.display().to_string(), &existing.records))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(path, html(&file.display().to_string(), &existing.records)).map_err(
+            |source| Error::Write {
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
         let _ = writeln!(out, "wrote {}", path.display());
     }
     Ok(out)

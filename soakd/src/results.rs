@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::epoch::{Figures, Sample, Thresholds};
+use crate::error::{Error, OutputStep};
 
 /// Operations in an epoch, by kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,36 +77,30 @@ pub struct Results {
 impl Results {
     /// Creates `dir` if needed and opens its epochs.jsonl for appending, so an
     /// unwritable folder is an error now rather than at the first epoch's end.
-    pub fn open(dir: &Path) -> Result<(Results, Existing), String> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("output folder {}: cannot create: {e}", dir.display()))?;
+    pub fn open(dir: &Path) -> Result<(Results, Existing), Error> {
+        std::fs::create_dir_all(dir).map_err(fail(OutputStep::CreateFolder, dir))?;
         let path = dir.join("epochs.jsonl");
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(&path)
-            .map_err(|e| {
-                format!(
-                    "output file {}: cannot open for writing: {e}",
-                    path.display()
-                )
-            })?;
+            .map_err(fail(OutputStep::OpenFile, &path))?;
         let mut text = Vec::new();
         file.read_to_end(&mut text)
-            .map_err(|e| format!("output file {}: cannot read: {e}", path.display()))?;
+            .map_err(fail(OutputStep::ReadFile, &path))?;
         let complete_len = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let truncated_tail = text.len() - complete_len;
         if truncated_tail > 0 {
             file.set_len(complete_len as u64)
-                .map_err(|e| format!("output file {}: cannot repair: {e}", path.display()))?;
+                .map_err(fail(OutputStep::RepairFile, &path))?;
         }
         let mut existing = parse_lines(&String::from_utf8_lossy(&text[..complete_len]));
         existing.truncated_tail = truncated_tail;
         // Make the file's directory entry durable too, in case it was just created.
         File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| format!("output folder {}: cannot sync: {e}", dir.display()))?;
+            .map_err(fail(OutputStep::SyncFolder, dir))?;
         Ok((Results { path, file }, existing))
     }
 
@@ -119,6 +114,15 @@ impl Results {
         line.push('\n');
         self.file.write_all(line.as_bytes())?;
         self.file.sync_data()
+    }
+}
+
+/// An `Error::Output` maker for `map_err`.
+fn fail(step: OutputStep, path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Output {
+        step,
+        path: path.to_path_buf(),
+        source,
     }
 }
 
@@ -143,14 +147,13 @@ pub fn parse_lines(text: &str) -> Existing {
 }
 
 /// Reads a results file, or `epochs.jsonl` inside a results folder.
-pub fn read(path: &Path) -> Result<Existing, String> {
+pub fn read(path: &Path) -> Result<Existing, Error> {
     let path = if path.is_dir() {
         path.join("epochs.jsonl")
     } else {
         path.to_path_buf()
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read { path, source })?;
     Ok(parse_lines(&text))
 }
 
@@ -240,6 +243,14 @@ pub(crate) mod tests {
         let file = dir.path().join("plain-file");
         std::fs::write(&file, "x").unwrap();
         let err = Results::open(&file.join("out")).err().unwrap();
+        assert!(matches!(
+            err,
+            Error::Output {
+                step: OutputStep::CreateFolder,
+                ..
+            }
+        ));
+        let err = err.to_string();
         assert!(err.contains("cannot create"), "{err}");
         assert!(err.contains("plain-file/out"), "{err}");
     }

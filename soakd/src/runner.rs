@@ -11,9 +11,10 @@ use tracing::info;
 
 use crate::config::{Backend, Config};
 use crate::epoch::{self, Sample};
-use crate::http::AppState;
+use crate::error::Error;
 use crate::results::{EpochRecord, Ops, Results};
 use crate::rss::RssReader;
+use crate::state::AppState;
 
 /// Why the runner returned.
 #[derive(Debug, PartialEq, Eq)]
@@ -43,7 +44,7 @@ fn syscalls(b: Backend) -> Option<u64> {
 
 impl Runner {
     /// Runs epochs until the limit or until `shutdown` resolves.
-    pub async fn run<S>(mut self, shutdown: S) -> Result<Ended, String>
+    pub async fn run<S>(mut self, shutdown: S) -> Result<Ended, Error>
     where
         S: Future<Output = &'static str>,
     {
@@ -117,18 +118,18 @@ impl Runner {
                 samples,
             };
             let results = &mut self.results;
-            tokio::task::block_in_place(|| results.append(&record))
-                .map_err(|err| format!("cannot write {}: {err}", self.results.path().display()))?;
+            tokio::task::block_in_place(|| results.append(&record)).map_err(|source| {
+                Error::Write {
+                    path: self.results.path().to_path_buf(),
+                    source,
+                }
+            })?;
             log_epoch(&record);
             if let Some(name) = signal {
                 return Ok(Ended::Signal(name));
             }
             self.state.metrics.epoch_completed(&record.figures);
-            self.state
-                .epochs
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(record);
+            self.state.push_epoch(record);
             if self
                 .max_epochs
                 .is_some_and(|max| index + 1 - self.first_epoch >= max)
@@ -146,13 +147,10 @@ impl Runner {
         last: &mut (Instant, OpCounts),
         epoch_start: Instant,
         offset: Duration,
-    ) -> Result<Sample, String> {
+    ) -> Result<Sample, Error> {
         let now = Instant::now();
         let ops = self.workload.ops();
-        let rss = self
-            .rss
-            .read()
-            .map_err(|e| format!("cannot read RSS: {e}"))?;
+        let rss = self.rss.read().map_err(Error::ReadRss)?;
         let n = ops.total() - last.1.total();
         let dt = (now - last.0).as_secs_f64();
         *last = (now, ops);
@@ -203,8 +201,7 @@ fn log_epoch(r: &EpochRecord) {
 mod tests {
     use super::*;
     use crate::config::EpochTiming;
-    use crate::metrics::Metrics;
-    use std::sync::RwLock;
+    use crate::metrics::{metric, Metrics};
 
     /// A runner on a fresh results folder with `length`-second epochs of 1 s samples.
     fn runner(dir: &std::path::Path, length: u64, max_epochs: Option<u64>) -> Runner {
@@ -220,14 +217,14 @@ mod tests {
         let weak = Arc::downgrade(&workload);
         let (results, existing) = Results::open(dir).unwrap();
         Runner {
-            state: Arc::new(AppState {
-                metrics: Metrics::new(
+            state: Arc::new(AppState::new(
+                Metrics::new(
                     &cfg.name,
                     "hakmem",
                     Box::new(move || weak.upgrade().map(|w| w.ops())),
                 ),
-                epochs: RwLock::new(Vec::new()),
-            }),
+                Vec::new(),
+            )),
             cfg,
             results,
             workload,
@@ -260,11 +257,9 @@ mod tests {
             assert_eq!(sampled, r.ops.alloc + r.ops.free, "samples cover the epoch");
             assert!(r.syscalls.is_some() && r.figures.cv == Some(0.0));
         }
-        assert_eq!(state.epochs.read().unwrap().len(), 2);
-        assert!(state
-            .metrics
-            .encode()
-            .contains("soakd_epochs_completed_total{profile=\"default\"} 2"));
+        assert_eq!(state.epoch_count(), 2);
+        let completed = format!("{}{{profile=\"default\"}} 2", metric::epochs_completed.name);
+        assert!(state.metrics.encode().contains(&completed));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,9 +282,6 @@ mod tests {
             r.ops.alloc > r.samples[0].ops / 2,
             "ops up to the signal count"
         );
-        assert!(
-            state.epochs.read().unwrap().is_empty(),
-            "partial epochs are not completed"
-        );
+        assert!(state.epoch_count() == 0, "partial epochs are not completed");
     }
 }

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{exchange, http_get, tool, Daemon};
+use common::Daemon;
+use hakmem_e2e::{exchange, http_get, promtool};
+use soakd::metrics::metric;
 
 #[global_allocator]
 static A: hakmem::Hakmem = hakmem::Hakmem;
@@ -32,7 +34,7 @@ fn fifty_concurrent_scrapers_for_ten_seconds() {
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     match http_get(addr, "/metrics") {
-                        Ok((200, body)) if body.contains("soakd_ops_total") => {
+                        Ok((200, body)) if body.contains(metric::ops.name) => {
                             ok.fetch_add(1, Ordering::Relaxed)
                         }
                         Ok((status, _)) => {
@@ -118,21 +120,21 @@ fn landing_page_epochs_and_promtool() {
     std::thread::sleep(Duration::from_millis(2200)); // a sample in, gauges set
     let (status, metrics) = http_get(addr, "/metrics").unwrap();
     assert_eq!(status, 200);
-    let mut promtool = Command::new(tool("/usr/bin/promtool"))
+    let mut check = Command::new(promtool())
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    promtool
+    check
         .stdin
         .take()
         .unwrap()
         .write_all(metrics.as_bytes())
         .unwrap();
     let t = Instant::now();
-    let out = promtool.wait_with_output().unwrap();
+    let out = check.wait_with_output().unwrap();
     let findings = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

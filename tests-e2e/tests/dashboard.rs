@@ -11,6 +11,7 @@ use hakmem_e2e::{
     ranges, read_repo_file,
 };
 use serde_json::{json, Value};
+use soakd::metrics::metric;
 
 fn ds_var() -> Value {
     json!({"type": "prometheus", "uid": "${datasource}"})
@@ -158,26 +159,27 @@ fn panels_cover_what_operators_need() {
         .flat_map(|q| promql_metric_names(&q.expr))
         .collect();
     for m in [
-        "soakd_ops_total",
-        "soakd_throughput_ops_per_second",
-        "soakd_epoch_throughput_cv_ratio",
-        "soakd_current_epoch_throughput_cv_ratio",
-        "soakd_rss_bytes",
-        "soakd_epoch_rss_drift_ratio",
-        "soakd_current_epoch_rss_drift_ratio",
-        "hakmem_syscalls_total",
-        "soakd_epoch_syscalls_per_op",
-        "soakd_epoch_pass",
-        "hakmem_mapped_bytes",
-        "hakmem_superslabs",
-        "process_cpu_seconds_total",
-        "process_open_fds",
+        metric::ops,
+        metric::throughput,
+        metric::epoch_cv,
+        metric::current_cv,
+        metric::rss,
+        metric::epoch_drift,
+        metric::current_drift,
+        metric::syscalls,
+        metric::epoch_syscalls_per_op,
+        metric::epoch_pass,
+        metric::mapped,
+        metric::superslabs,
+        metric::process_cpu_seconds,
+        metric::process_open_fds,
     ] {
-        assert!(shown.contains(m), "no panel shows {m}");
+        assert!(shown.contains(m.name), "no panel shows {}", m.name);
     }
     let qs = panel_queries(&d);
+    let ops_rate = format!("rate({}{{", metric::ops.name);
     assert!(
-        qs.iter().any(|q| q.expr.contains("rate(soakd_ops_total{")),
+        qs.iter().any(|q| q.expr.contains(&ops_rate)),
         "throughput as a rate"
     );
     let cv = panels(&d)
@@ -196,7 +198,7 @@ fn panels_cover_what_operators_need() {
     assert!(table["targets"][0]["expr"]
         .as_str()
         .unwrap()
-        .starts_with("soakd_epoch_pass{"));
+        .starts_with(&format!("{}{{", metric::epoch_pass.name)));
 }
 
 #[test]

@@ -13,6 +13,7 @@ use hakmem_e2e::{
     annotation_queries, dashboard, label_values_vars, panel_queries, rules, substitute, url_encode,
     wait_for, workspace_root, Prometheus, Soakd,
 };
+use soakd::metrics::metric;
 
 /// Grafana's $__rate_interval is max(4 x scrape interval, step + scrape
 /// interval); with 1 s scrapes and a dashboard-sized step this is the order
@@ -31,12 +32,13 @@ fn prometheus_answers_every_dashboard_query_and_rule() {
     // first epoch completes with CV and drift defined.
     let mut soakd = Soakd::start(dir.path(), &config, &["--epoch-secs", "8"]);
     let metrics = soakd.metrics();
+    let build_info = metric::build_info.name;
     let profile = metrics
         .lines()
-        .find(|l| l.starts_with("soakd_build_info{"))
+        .find(|l| l.starts_with(&format!("{build_info}{{")))
         .and_then(|l| l.split("profile=\"").nth(1))
         .and_then(|s| s.split('"').next())
-        .expect("soakd_build_info carries profile")
+        .unwrap_or_else(|| panic!("{build_info} carries profile"))
         .to_string();
     let mut prom = Prometheus::start(dir.path(), &soakd.addr);
 
@@ -56,7 +58,10 @@ fn prometheus_answers_every_dashboard_query_and_rule() {
     wait_for("soakd's first epoch, through Prometheus", left(), || {
         soakd.assert_running();
         match prom
-            .query(&format!("soakd_epochs_completed_total{instance_sel} >= 1"))?
+            .query(&format!(
+                "{}{instance_sel} >= 1",
+                metric::epochs_completed.name
+            ))?
             .len()
         {
             0 => Err("no epoch completed yet".into()),

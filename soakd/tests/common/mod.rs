@@ -1,9 +1,11 @@
-//! Helpers shared by the integration tests: each test drives a real soakd
-//! process and talks to it over real sockets.
+//! soakd-specific helpers for the integration tests: each test drives a real
+//! soakd process (`CARGO_BIN_EXE_soakd`, only known to this package's tests)
+//! and reads its JSON logs and results. Generic helpers (HTTP client, free
+//! ports, Prometheus, required tools) come from `hakmem_e2e`.
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,7 @@ pub const SOAKD: &str = env!("CARGO_BIN_EXE_soakd");
 
 /// The repository's `config/` folder.
 pub fn config_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")
+    hakmem_e2e::workspace_root().join("config")
 }
 
 /// Writes a profile file into `dir` and returns its path.
@@ -160,56 +162,6 @@ pub fn run(args: &[&str]) -> (ExitStatus, String, String) {
     )
 }
 
-/// Sends raw bytes and reads the whole answer (until close or 5 s).
-pub fn exchange(addr: SocketAddr, request: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    s.set_write_timeout(Some(Duration::from_secs(5)))?;
-    s.write_all(request)?;
-    let mut out = Vec::new();
-    match s.read_to_end(&mut out) {
-        Ok(_) => Ok(out),
-        // A reset after the server answered and closed still counts as the answer.
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Ok(out),
-        Err(e) => Err(e),
-    }
-}
-
-/// A GET over HTTP/1.1; returns (status, body).
-pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    let raw = exchange(addr, req.as_bytes())?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status line in {text:?}")))?;
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Ok((status, decode_chunked_if_needed(&text, body)))
-}
-
-fn decode_chunked_if_needed(head_and_body: &str, body: &str) -> String {
-    let head = head_and_body.split("\r\n\r\n").next().unwrap_or("");
-    if !head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return body.to_string();
-    }
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&after[..n]);
-        rest = &after[n + 2..];
-    }
-    out
-}
-
 /// The records of an epochs.jsonl, each line parsed (panics on a bad line).
 pub fn read_epochs(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -225,36 +177,12 @@ pub fn read_epochs(path: &Path) -> Vec<serde_json::Value> {
 
 /// Waits until `path` holds at least `n` records.
 pub fn wait_epochs(path: &Path, n: usize, limit: Duration) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + limit;
-    loop {
+    let what = format!("{n} epochs in {}", path.display());
+    hakmem_e2e::wait_for(&what, limit, || {
         let e = read_epochs(path);
-        if e.len() >= n {
-            return e;
+        match e.len() {
+            len if len >= n => Ok(e),
+            len => Err(format!("{len} so far")),
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} has {} of {n} epochs",
-            path.display(),
-            e.len()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A required tool; CI installs it (Debian package `prometheus`), so a missing one fails.
-pub fn tool(path: &str) -> &str {
-    assert!(
-        Path::new(path).exists(),
-        "{path} is missing: install Debian's `prometheus` package (apt-get install prometheus)"
-    );
-    path
+    })
 }
