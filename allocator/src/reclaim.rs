@@ -128,10 +128,14 @@ extern "C" fn thread_main(_: *mut libc::c_void) -> *mut libc::c_void {
                 &tick,
             );
         }
-        if WAKE.load(Acquire) != 0 || !release::release_thread() {
+        if WAKE.load(Acquire) != 0 {
             break;
         }
-        pass(false);
+        // Turned off after it started (set_options): it idles until turned
+        // on again rather than exiting, so it can never be left half-stopped.
+        if release::release_thread() {
+            pass(false);
+        }
     }
     core::ptr::null_mut()
 }
