@@ -632,15 +632,7 @@ impl Heap {
     /// waits for frees, which come directly from now on.
     unsafe fn make_orphan(&mut self) {
         self.inbox.set_orphan(true);
-        self.drain_inbox();
-        for c in 0..NUM_CLASSES {
-            let s = self.cur[c];
-            if s != EMPTY_SLAB.get() && used(s) == 0 {
-                self.cur[c] = EMPTY_SLAB.get();
-                superslab::return_to_pool(s);
-            }
-        }
-        self.release_spares_and_cache();
+        self.trim_own();
         self.tid = 0;
         if self.exiting {
             self.exiting = false;
@@ -684,8 +676,8 @@ impl Heap {
         }
     }
 
-    /// Gives back every empty slab an attached heap can spare, its own
-    /// current ones too: only for the calling thread's own heap.
+    /// Gives back every empty slab, current ones too: only for the calling
+    /// thread's own heap, or one no thread owns.
     unsafe fn trim_own(&mut self) {
         self.drain_inbox();
         for c in 0..NUM_CLASSES {

@@ -208,20 +208,8 @@ fn large_block_misuse_aborts_in_hakmem() {
         for profile in PROFILES {
             let mut cmd = preloaded(Command::new(&exe), profile);
             cmd.arg(mode);
-            // SAFETY: the closure runs in the forked child before exec and
-            // only calls setrlimit (async-signal-safe) on a stack value, so
-            // that the expected aborts dump no core.
-            unsafe {
-                use std::os::unix::process::CommandExt;
-                cmd.pre_exec(|| {
-                    let none = libc::rlimit {
-                        rlim_cur: 0,
-                        rlim_max: 0,
-                    };
-                    libc::setrlimit(libc::RLIMIT_CORE, &none);
-                    Ok(())
-                });
-            }
+            // The expected aborts dump no core.
+            common::no_core_dump(&mut cmd);
             let out = run(cmd, LIMIT);
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(
