@@ -33,16 +33,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 [[ -f $mimalloc ]] || { echo "missing $mimalloc: apt-get install libmimalloc2.0" >&2; exit 1; }
 [[ -f $jemalloc ]] || { echo "missing $jemalloc: apt-get install libjemalloc2" >&2; exit 1; }
 
-# The release build users preload; its path from cargo itself, so that
-# CARGO_TARGET_DIR and friends are honoured.
-if [[ -n ${HAKMEM:-} ]]; then
-    hakmem=$HAKMEM
-else
-    hakmem=$(cargo build --release -p hakmem-capi --manifest-path "$root/Cargo.toml" \
-        --message-format=json-render-diagnostics |
-        grep -o '"filenames":\["[^"]*libhakmem\.so"' | sed 's/.*\["//; s/"$//')
-fi
-[[ -f $hakmem ]] || { echo "no libhakmem.so at '$hakmem'" >&2; exit 1; }
+# The libhakmem.so to measure: $HAKMEM, or this tree's release build.
+. "$root/scripts/libhakmem.sh" "$root"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

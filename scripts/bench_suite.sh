@@ -80,16 +80,8 @@ if [[ -n ${ONLY:-} ]]; then
 fi
 field() { local f; IFS='|' read -ra f <<<"$1"; echo "${f[$2]}"; }
 
-# The release build users preload; its path from cargo itself, so that
-# CARGO_TARGET_DIR and friends are honoured.
-if [[ -n ${HAKMEM:-} ]]; then
-    hakmem=$(abs "$HAKMEM")
-else
-    hakmem=$(cargo build --release -p hakmem-capi --manifest-path "$root/Cargo.toml" \
-        --message-format=json-render-diagnostics |
-        grep -o '"filenames":\["[^"]*libhakmem\.so"' | sed 's/.*\["//; s/"$//')
-fi
-[[ -f $hakmem ]] || { echo "no libhakmem.so at '$hakmem'" >&2; exit 1; }
+# The libhakmem.so to measure: $HAKMEM, or this tree's release build.
+. "$root/scripts/libhakmem.sh" "$root"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

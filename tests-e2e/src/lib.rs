@@ -499,6 +499,30 @@ pub struct LabelValuesVar {
     pub label: String,
 }
 
+/// Every metric name the dashboard's panels, annotations and query variables
+/// use, each with where it is used.
+pub fn dashboard_metric_uses(dash: &Value) -> Vec<(String, String)> {
+    let mut named: Vec<(String, String)> = Vec::new();
+    for q in panel_queries(dash)
+        .into_iter()
+        .chain(annotation_queries(dash))
+    {
+        named.extend(
+            promql_metric_names(&q.expr)
+                .into_iter()
+                .map(|m| (q.place.clone(), m)),
+        );
+    }
+    for v in label_values_vars(dash) {
+        named.extend(
+            promql_metric_names(&v.selector)
+                .into_iter()
+                .map(|m| (format!("variable {}", v.name), m)),
+        );
+    }
+    named
+}
+
 /// The dashboard's query variables; panics on any that is not
 /// `label_values(selector, label)`, the only form the tests know how to run.
 pub fn label_values_vars(dash: &Value) -> Vec<LabelValuesVar> {

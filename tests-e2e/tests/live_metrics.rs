@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use hakmem_e2e::{
-    annotation_queries, dashboard, exposition_metric_names, label_values_vars, panel_queries,
-    promql_metric_names, rules, wait_for, workspace_root, Soakd,
+    dashboard, dashboard_metric_uses, exposition_metric_names, promql_metric_names, rules,
+    wait_for, workspace_root, Soakd,
 };
 use soakd::metrics::{metric, TABLE};
 
@@ -73,21 +73,7 @@ fn everything_named_is_exported_by_a_live_soakd() {
     let exported = exposition_metric_names(&text);
 
     let d = dashboard();
-    let mut named: Vec<(String, String)> = Vec::new();
-    for q in panel_queries(&d).into_iter().chain(annotation_queries(&d)) {
-        named.extend(
-            promql_metric_names(&q.expr)
-                .into_iter()
-                .map(|m| (q.place.clone(), m)),
-        );
-    }
-    for v in label_values_vars(&d) {
-        named.extend(
-            promql_metric_names(&v.selector)
-                .into_iter()
-                .map(|m| (format!("variable {}", v.name), m)),
-        );
-    }
+    let mut named = dashboard_metric_uses(&d);
     let all_rules = rules();
     let recorded: BTreeSet<_> = all_rules
         .iter()

@@ -10,8 +10,7 @@ static A: hakmem::Hakmem = hakmem::Hakmem;
 use std::collections::{BTreeMap, BTreeSet};
 
 use hakmem_e2e::{
-    annotation_queries, dashboard, label_values_vars, panel_queries, promql_metric_names,
-    read_repo_file, rules, workspace_root,
+    dashboard, dashboard_metric_uses, promql_metric_names, read_repo_file, rules, workspace_root,
 };
 use soakd::metrics::{MetricDef, TABLE};
 
@@ -136,21 +135,7 @@ fn dashboards_and_rules_name_only_table_metrics() {
     let known =
         |m: &str| table.contains_key(m) || recorded.contains(m) || FROM_PROMETHEUS.contains(&m);
     let d = dashboard();
-    let mut named: Vec<(String, String)> = Vec::new();
-    for q in panel_queries(&d).into_iter().chain(annotation_queries(&d)) {
-        named.extend(
-            promql_metric_names(&q.expr)
-                .into_iter()
-                .map(|m| (q.place.clone(), m)),
-        );
-    }
-    for v in label_values_vars(&d) {
-        named.extend(
-            promql_metric_names(&v.selector)
-                .into_iter()
-                .map(|m| (format!("variable {}", v.name), m)),
-        );
-    }
+    let mut named = dashboard_metric_uses(&d);
     for r in rules() {
         named.extend(
             promql_metric_names(&r.expr)
