@@ -32,7 +32,7 @@ use crate::remote::{Block, Inbox};
 use crate::segmap::Chunk;
 use crate::size_class::{CLASS_SIZE, NUM_CLASSES};
 use crate::superslab::{self, state, Kind, Slab, EMPTY_SLAB};
-use crate::{check, init, os, reclaim, release, tls};
+use crate::{check, init, list, os, reclaim, release, tls};
 use core::ptr::{self, null_mut};
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
@@ -518,23 +518,11 @@ impl Heap {
     }
 
     unsafe fn push_partial(&mut self, class: usize, s: *mut Slab) {
-        (*s).prev = null_mut();
-        (*s).next = self.partial[class];
-        if !(*s).next.is_null() {
-            (*(*s).next).prev = s;
-        }
-        self.partial[class] = s;
+        list::push_front(&mut self.partial[class], s, Slab::links);
     }
 
     unsafe fn unlink_partial(&mut self, class: usize, s: *mut Slab) {
-        if (*s).prev.is_null() {
-            self.partial[class] = (*s).next;
-        } else {
-            (*(*s).prev).next = (*s).next;
-        }
-        if !(*s).next.is_null() {
-            (*(*s).next).prev = (*s).prev;
-        }
+        list::unlink(&mut self.partial[class], s, Slab::links);
     }
 
     /// An empty slab goes to the heap's cache or the pool, and the cache is

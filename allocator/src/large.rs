@@ -46,7 +46,7 @@
 use crate::check;
 use crate::lock::SpinLock;
 use crate::segmap::{self, Chunk, CHUNK};
-use crate::{arena, os, release, stats};
+use crate::{arena, list, os, release, stats};
 use core::ptr::{self, null_mut};
 use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering::Relaxed};
 
@@ -187,6 +187,16 @@ struct PageChunk {
     dprev: *mut PageChunk,
 }
 
+impl PageChunk {
+    unsafe fn avail_links(c: *mut PageChunk) -> (*mut *mut PageChunk, *mut *mut PageChunk) {
+        (&raw mut (*c).next, &raw mut (*c).prev)
+    }
+
+    unsafe fn dirty_links(c: *mut PageChunk) -> (*mut *mut PageChunk, *mut *mut PageChunk) {
+        (&raw mut (*c).dnext, &raw mut (*c).dprev)
+    }
+}
+
 /// A run or direct block's header.
 #[repr(C)]
 struct Header {
@@ -263,46 +273,22 @@ impl State {
     }
 
     unsafe fn push_avail(&mut self, c: *mut PageChunk) {
-        (*c).prev = null_mut();
-        (*c).next = self.avail;
-        if !self.avail.is_null() {
-            (*self.avail).prev = c;
-        }
-        self.avail = c;
+        list::push_front(&mut self.avail, c, PageChunk::avail_links);
         (*c).in_avail = true;
     }
 
     unsafe fn remove_avail(&mut self, c: *mut PageChunk) {
-        if (*c).prev.is_null() {
-            self.avail = (*c).next;
-        } else {
-            (*(*c).prev).next = (*c).next;
-        }
-        if !(*c).next.is_null() {
-            (*(*c).next).prev = (*c).prev;
-        }
+        list::unlink(&mut self.avail, c, PageChunk::avail_links);
         (*c).in_avail = false;
     }
 
     unsafe fn push_dirty(&mut self, c: *mut PageChunk) {
-        (*c).dprev = null_mut();
-        (*c).dnext = self.dirty;
-        if !self.dirty.is_null() {
-            (*self.dirty).dprev = c;
-        }
-        self.dirty = c;
+        list::push_front(&mut self.dirty, c, PageChunk::dirty_links);
         (*c).in_dirty = true;
     }
 
     unsafe fn remove_dirty(&mut self, c: *mut PageChunk) {
-        if (*c).dprev.is_null() {
-            self.dirty = (*c).dnext;
-        } else {
-            (*(*c).dprev).dnext = (*c).dnext;
-        }
-        if !(*c).dnext.is_null() {
-            (*(*c).dnext).dprev = (*c).dprev;
-        }
+        list::unlink(&mut self.dirty, c, PageChunk::dirty_links);
         (*c).in_dirty = false;
     }
 

@@ -42,6 +42,7 @@ mod check;
 mod heap;
 mod init;
 mod large;
+mod list;
 mod lock;
 pub mod options;
 mod os;

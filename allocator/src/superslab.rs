@@ -27,7 +27,7 @@ use crate::lock::SpinLock;
 use crate::remote::Block;
 use crate::segmap::{self, Chunk, CHUNK};
 use crate::size_class::{is_medium, CLASS_SIZE};
-use crate::{arena, large, os, release, stats};
+use crate::{arena, large, list, os, release, stats};
 use core::ptr::{self, null_mut};
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering::Relaxed};
 
@@ -130,6 +130,16 @@ pub(crate) struct SuperSlab {
     slabs: [Slab; MAX_SLABS],
 }
 
+impl SuperSlab {
+    unsafe fn avail_links(ss: *mut SuperSlab) -> (*mut *mut SuperSlab, *mut *mut SuperSlab) {
+        (&raw mut (*ss).next, &raw mut (*ss).prev)
+    }
+
+    unsafe fn all_links(ss: *mut SuperSlab) -> (*mut *mut SuperSlab, *mut *mut SuperSlab) {
+        (&raw mut (*ss).all_next, &raw mut (*ss).all_prev)
+    }
+}
+
 /// A slab that no heap owns and that owns no block; never written.
 pub(crate) static EMPTY_SLAB: EmptySlab = EmptySlab(Slab {
     free: null_mut(),
@@ -162,6 +172,11 @@ impl EmptySlab {
 }
 
 impl Slab {
+    /// The heap list links (partial list).
+    pub(crate) unsafe fn links(s: *mut Slab) -> (*mut *mut Slab, *mut *mut Slab) {
+        (&raw mut (*s).next, &raw mut (*s).prev)
+    }
+
     /// Prepares a slab just taken from the pool or an empty cache for `class`.
     pub(crate) fn init(&mut self, class: usize, owner: *mut Heap) {
         let bs = CLASS_SIZE[class] as usize;
@@ -235,47 +250,29 @@ static POOL: SpinLock<Pool> = SpinLock::new(Pool {
 
 impl Pool {
     unsafe fn push_avail(&mut self, ss: *mut SuperSlab) {
-        let k = (*ss).kind as usize;
-        (*ss).prev = null_mut();
-        (*ss).next = self.avail[k];
-        if !self.avail[k].is_null() {
-            (*self.avail[k]).prev = ss;
-        }
-        self.avail[k] = ss;
+        list::push_front(
+            &mut self.avail[(*ss).kind as usize],
+            ss,
+            SuperSlab::avail_links,
+        );
         (*ss).in_avail = true;
     }
 
     unsafe fn remove_avail(&mut self, ss: *mut SuperSlab) {
-        let k = (*ss).kind as usize;
-        if (*ss).prev.is_null() {
-            self.avail[k] = (*ss).next;
-        } else {
-            (*(*ss).prev).next = (*ss).next;
-        }
-        if !(*ss).next.is_null() {
-            (*(*ss).next).prev = (*ss).prev;
-        }
+        list::unlink(
+            &mut self.avail[(*ss).kind as usize],
+            ss,
+            SuperSlab::avail_links,
+        );
         (*ss).in_avail = false;
     }
 
     unsafe fn link_all(&mut self, ss: *mut SuperSlab) {
-        (*ss).all_prev = null_mut();
-        (*ss).all_next = self.all;
-        if !self.all.is_null() {
-            (*self.all).all_prev = ss;
-        }
-        self.all = ss;
+        list::push_front(&mut self.all, ss, SuperSlab::all_links);
     }
 
     unsafe fn unlink_all(&mut self, ss: *mut SuperSlab) {
-        if (*ss).all_prev.is_null() {
-            self.all = (*ss).all_next;
-        } else {
-            (*(*ss).all_prev).all_next = (*ss).all_next;
-        }
-        if !(*ss).all_next.is_null() {
-            (*(*ss).all_next).all_prev = (*ss).all_prev;
-        }
+        list::unlink(&mut self.all, ss, SuperSlab::all_links);
     }
 
     unsafe fn pop_retained(&mut self) -> *mut SuperSlab {
