@@ -125,7 +125,7 @@ extern "C" fn at_load() {
 }
 
 extern "C" fn at_unload() {
-    reclaim::stop();
+    reclaim::request_stop();
     if KEY_READY.swap(0, Ordering::AcqRel) == 1 {
         // SAFETY: the key was created at start-up; deleting it means no
         // thread calls `thread_exit` after this library is unmapped.

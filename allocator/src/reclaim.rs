@@ -16,8 +16,9 @@
 //! - Fork: it holds heap or pool locks only inside a pass, and fork's prepare
 //!   handler takes those locks, so the child never inherits a half-done pass;
 //!   the child has no release thread until it attaches a second heap.
-//! - Unload: `stop` wakes and joins it, so a `dlclose`d libhakmem leaves no
-//!   thread running in unmapped code.
+//! - Unload: `stop` wakes and joins it, so a `dlclose`d private libhakmem
+//!   leaves no thread running in unmapped code; at process exit it is only
+//!   asked to stop (`request_stop`), never waited for.
 
 use crate::{heap, large, os, release};
 use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering::*};
@@ -140,8 +141,12 @@ extern "C" fn thread_main(_: *mut libc::c_void) -> *mut libc::c_void {
     core::ptr::null_mut()
 }
 
-/// Stops the release thread and waits for it (library unload, process exit).
-pub(crate) fn stop() {
+/// Asks the release thread to stop, without waiting for it (process exit:
+/// waiting could deadlock with a thread stopped inside hakmem, say by a
+/// signal handler that calls `exit`, and `exit_group` ends the thread anyway).
+/// It stays STOPPING: threads that still allocate while the process exits
+/// must not start it again.
+pub(crate) fn request_stop() {
     if STATE
         .compare_exchange(RUNNING, STOPPING, AcqRel, Relaxed)
         .is_err()
@@ -149,9 +154,7 @@ pub(crate) fn stop() {
         return;
     }
     WAKE.store(1, Release);
-    // SAFETY: wakes waiters on a static futex word; joins the thread `start`
-    // created (THREAD is stored right after pthread_create returns, so a
-    // zero only means that store is a moment away).
+    // SAFETY: wakes waiters on a static futex word.
     unsafe {
         libc::syscall(
             libc::SYS_futex,
@@ -159,15 +162,19 @@ pub(crate) fn stop() {
             libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
             1,
         );
-        let mut t = THREAD.load(Acquire);
-        while t == 0 {
-            libc::sched_yield();
-            t = THREAD.load(Acquire);
-        }
-        libc::pthread_join(t as libc::pthread_t, core::ptr::null_mut());
     }
-    // It stays STOPPING: threads that still allocate while the process
-    // exits must not start it again.
+}
+
+/// Stops the release thread and waits for it: a private copy of hakmem is
+/// being unloaded, and the thread must not outlive its code.
+pub(crate) fn stop() {
+    request_stop();
+    let t = THREAD.swap(0, AcqRel);
+    if t != 0 {
+        // SAFETY: `t` is the thread `start` created and nobody joined yet
+        // (the swap hands it to one caller only).
+        unsafe { libc::pthread_join(t as libc::pthread_t, core::ptr::null_mut()) };
+    }
 }
 
 /// In a fork child: no release thread exists; only the forking thread's heap
