@@ -209,6 +209,16 @@ unsafe fn free_remote(heap: *mut Heap, owner: *mut Heap, s: *mut Slab, b: *mut B
 #[inline(always)]
 unsafe fn free_local(heap: *mut Heap, s: *mut Slab, b: *mut Block) {
     // No `used == 0` test here: the block's tag already caught a double free.
+    if push_free(s, b) {
+        free_slow(heap, s);
+    }
+}
+
+/// Links `b` onto its slab's free list (the owner, or under the heap lock).
+/// True when the slab's slow path is due: it became empty, or it was FULL
+/// (a FULL slab had an empty free list, so one test covers both).
+#[inline(always)]
+unsafe fn push_free(s: *mut Slab, b: *mut Block) -> bool {
     let head = (*s).free;
     let n = used(s);
     (*b).next = head;
@@ -216,10 +226,7 @@ unsafe fn free_local(heap: *mut Heap, s: *mut Slab, b: *mut Block) {
     // Release: the release thread reads `used` to decide that a FULL slab has
     // no live block left; the link and the list head must be visible first.
     (*s).used.store(n - 1, Ordering::Release);
-    // A FULL slab had an empty free list, so one test covers both cases.
-    if n == 1 || head.is_null() {
-        free_slow(heap, s);
-    }
+    n == 1 || head.is_null()
 }
 
 #[cold]
@@ -480,15 +487,10 @@ impl Heap {
     /// Frees a block of one of this heap's slabs under the lock (a drained
     /// inbox block, or a free into an orphan heap). Its tag is already set.
     unsafe fn give_back(&mut self, s: *mut Slab, b: *mut Block) {
-        let head = (*s).free;
-        let n = used(s);
-        if check::CHECKS && n == 0 {
+        if check::CHECKS && used(s) == 0 {
             check::fatal("free(): double free", b.cast());
         }
-        (*b).next = head;
-        (*s).free = b;
-        (*s).used.store(n - 1, Ordering::Relaxed);
-        if n == 1 || head.is_null() {
+        if push_free(s, b) {
             self.free_slow_locked(s);
         }
     }
@@ -611,6 +613,11 @@ impl Heap {
     /// its fast paths never touch them).
     unsafe fn release_spares_and_cache(&mut self) {
         self.release_spares();
+        self.release_cache();
+    }
+
+    /// Gives back every cached empty slab.
+    unsafe fn release_cache(&mut self) {
         while self.empty_units > 0 {
             self.release_cached();
         }
@@ -849,9 +856,7 @@ pub(crate) unsafe fn detach(h: *mut Heap) {
         // once the heap has waited on the idle list for IDLE_MS.
         (*h).inbox.set_orphan(true);
         (*h).drain_inbox();
-        while (*h).empty_units > 0 {
-            (*h).release_cached();
-        }
+        (*h).release_cache();
     }
     to_idle_list(h);
 }
