@@ -22,9 +22,9 @@
 //! whole freed runs, the oldest run evicted first). What sits unused for
 //! `release::large_decay_ms()` is decommitted by [`decay`], which the release
 //! thread calls, and which large allocations and frees also call at most every
-//! `DECAY_TICK_MS`; [`trim`] gives everything back at once. One empty page
-//! chunk is kept (decaying like the rest); further empty ones go back to their
-//! arena at once.
+//! `DECAY_TICK_MS`; [`trim`] gives everything back at once. Empty page
+//! chunks decay like the rest while their freed pages are cached; beyond one,
+//! an empty chunk with nothing committed goes back to its arena at once.
 //!
 //! Invariants:
 //! - Page-chunk bitmaps, lists and the cache change only under `LOCK`; the
@@ -620,7 +620,10 @@ unsafe fn free_pages_locked(
     if is_empty(&(*c).used.words()) {
         st.empty += 1;
         (*c).last_free_ms = now;
-        if st.empty > KEEP_EMPTY {
+        // An empty chunk whose freed pages the cache kept committed waits for
+        // the decay like them (thread churn frees and re-allocates whole
+        // chunks); beyond `KEEP_EMPTY`, one with nothing committed goes now.
+        if st.empty > KEEP_EMPTY && dirty_free(c).iter().all(|&w| w == 0) {
             st.retire(c);
             retire = c;
         }

@@ -388,6 +388,9 @@ knobs! {
     /// Decommit slabs that go back to the shared pool (so the empty
     /// superslabs kept under `retain_superslabs` hold no memory), and let the
     /// large cache decay after a second unused instead of ten.
+    ///
+    /// Where the release thread runs, a pooled slab is decommitted after
+    /// 100 ms in the pool unless a heap took it again meanwhile.
     mem_lean: bool = [false, true, true],
         env "HAKMEM_MEM_LEAN", toml "mem_lean",
         applies Live;

@@ -20,7 +20,7 @@
 //!   leaves no thread running in unmapped code; at process exit it is only
 //!   asked to stop (`request_stop`), never waited for.
 
-use crate::{heap, large, os, release};
+use crate::{heap, large, os, release, superslab};
 use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering::*};
 
 const IDLE: u8 = 0;
@@ -55,6 +55,7 @@ pub(crate) fn heap_detached() {
 pub(crate) fn pass(all: bool) {
     let now = os::coarse_ms();
     heap::reclaim_pass(now, all);
+    superslab::purge_pool(now, all);
     large::decay(now);
 }
 
@@ -62,6 +63,7 @@ pub(crate) fn pass(all: bool) {
 /// thread's empty slabs, every heap's spares and caches, the large cache.
 pub(crate) fn trim() {
     heap::trim();
+    superslab::purge_pool(u64::MAX, true);
     large::trim();
 }
 
@@ -69,6 +71,7 @@ pub(crate) fn trim() {
 pub(crate) fn unload() {
     stop();
     heap::orphan_all();
+    superslab::purge_pool(u64::MAX, true);
     large::trim();
     crate::superslab::release_retained();
 }

@@ -11,7 +11,10 @@
 //!    to the target), and a heap that retires more than the cap without taking
 //!    a slab back (it is shrinking) keeps only the target;
 //! 2. a slab handed back to the shared pool is decommitted (lean) or kept
-//!    committed (speed-first);
+//!    committed (speed-first); under lean, where the release thread runs,
+//!    `POOL_PURGE_DELAY_MS` after it went back unless a heap took it again
+//!    meanwhile (thread churn hands slabs back and takes them again within
+//!    milliseconds, and decommitting each one made every reuse fault);
 //! 3. an empty superslab is kept mapped while fewer than `retain_superslabs`
 //!    are, and its chunk goes back to its arena (decommitted) beyond that.
 //!
@@ -22,6 +25,7 @@
 //! reads of the options (one relaxed load each, `options::now`).
 
 use crate::options::now;
+use crate::reclaim;
 
 /// How many 64 KiB units of empty slabs a heap's cache settles at. It may hold
 /// up to four times this (`heap_cache_cap`) and decays back slowly, so a burst
@@ -73,10 +77,23 @@ pub(crate) const DECAY_MS: u64 = 1000;
 /// Refills between two looks at the clock for the decay.
 pub(crate) const DECAY_CHECK_EVERY: u32 = 256;
 
-/// Whether a slab going back to the shared pool gives its pages back.
-pub(crate) fn decommit_pooled_slabs() -> bool {
-    now::mem_lean()
+/// When a slab going back to the shared pool gives its pages back: `None`
+/// never (it stays committed), `Some(0)` at once, `Some(ms)` once it has sat
+/// in the pool that long (`superslab::purge_pool`, from the release thread).
+/// Without a release thread nothing would purge later, so it is at once.
+pub(crate) fn pooled_slab_purge_delay() -> Option<u64> {
+    if !now::mem_lean() {
+        None
+    } else if reclaim::running() {
+        Some(POOL_PURGE_DELAY_MS)
+    } else {
+        Some(0)
+    }
 }
+
+/// How long a lean slab waits in the pool before its pages go back (see
+/// `pooled_slab_purge_delay`): mimalloc's purge delay is of the same order.
+pub(crate) const POOL_PURGE_DELAY_MS: u64 = 100;
 
 /// Whether an empty superslab stays mapped, given how many already do.
 pub(crate) fn retain_empty_superslab(retained: u32) -> bool {
@@ -114,7 +131,7 @@ mod tests {
         let o = options();
         assert_eq!(heap_cache_target(), o.heap_empty_slabs);
         assert_eq!(heap_cache_cap(), 4 * o.heap_empty_slabs);
-        assert_eq!(decommit_pooled_slabs(), o.mem_lean);
+        assert_eq!(pooled_slab_purge_delay().is_some(), o.mem_lean);
         assert!(!cache_large(u64::MAX, 1) || o.large_cache_bytes == u64::MAX);
     }
 }

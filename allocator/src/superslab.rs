@@ -23,7 +23,7 @@
 //!   `carve`, `owner`) are atomics with plain loads and stores: no RMW.
 
 use crate::heap::Heap;
-use crate::lock::SpinLock;
+use crate::lock::{Guard, SpinLock};
 use crate::remote::Block;
 use crate::segmap::{self, Chunk, CHUNK};
 use crate::size_class::{is_medium, CLASS_SIZE};
@@ -110,9 +110,13 @@ pub(crate) struct Slab {
     /// the owning heap's lock. When `rcount == used` no block is live.
     pub(crate) rfree: *mut Block,
     pub(crate) rcount: u32,
-    /// Heap list links (partial list, empty cache).
+    /// Heap list links (partial list, empty cache); in the pool, the links
+    /// of the list of slabs waiting for their purge.
     pub(crate) next: *mut Slab,
     pub(crate) prev: *mut Slab,
+    /// In the pool: when the slab came back with pages to purge later
+    /// (`os::coarse_ms`, at least 1); 0 when none wait (under the pool lock).
+    pooled_at: u64,
 }
 
 #[repr(C)]
@@ -158,6 +162,7 @@ pub(crate) static EMPTY_SLAB: EmptySlab = EmptySlab(Slab {
     state: state::CURRENT,
     class: 0,
     kind: Kind::Small,
+    pooled_at: 0,
 });
 
 pub(crate) struct EmptySlab(Slab);
@@ -236,6 +241,9 @@ struct Pool {
     retained_count: u32,
     /// Every mapped superslab, linked through `all_next`.
     all: *mut SuperSlab,
+    /// Free slabs whose pages wait for `purge_pool`, newest first, linked
+    /// through the slabs' heap links (a pooled slab is on no heap list).
+    to_purge: *mut Slab,
 }
 
 // SAFETY: the raw pointers are only dereferenced under POOL's lock.
@@ -246,6 +254,7 @@ static POOL: SpinLock<Pool> = SpinLock::new(Pool {
     retained: null_mut(),
     retained_count: 0,
     all: null_mut(),
+    to_purge: null_mut(),
 });
 
 impl Pool {
@@ -275,6 +284,22 @@ impl Pool {
         list::unlink(&mut self.all, ss, SuperSlab::all_links);
     }
 
+    /// Takes `s` off the purge list if it is on it.
+    unsafe fn unqueue(&mut self, s: *mut Slab) {
+        if (*s).pooled_at != 0 {
+            list::unlink(&mut self.to_purge, s, Slab::links);
+            (*s).pooled_at = 0;
+        }
+    }
+
+    /// Takes every slab of `ss` off the purge list: before its slabs are
+    /// formatted anew, or its chunk goes back to its arena (decommitted whole).
+    unsafe fn unqueue_all(&mut self, ss: *mut SuperSlab) {
+        for i in 1..(*ss).kind.slabs() as usize {
+            self.unqueue(ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(i));
+        }
+    }
+
     unsafe fn pop_retained(&mut self) -> *mut SuperSlab {
         let ss = self.retained;
         if !ss.is_null() {
@@ -283,6 +308,39 @@ impl Pool {
         }
         ss
     }
+}
+
+/// Marks slab `idx` of `ss` free again; an emptied superslab is kept
+/// (retained) or handed back to its arena, as the release policy says.
+unsafe fn put_back(mut pool: Guard<'_, Pool>, ss: *mut SuperSlab, idx: usize) {
+    (*ss).free_mask |= 1 << idx;
+    if (*ss).free_mask != (*ss).kind.usable_mask() {
+        if !(*ss).in_avail {
+            pool.push_avail(ss);
+        }
+        return;
+    }
+    // The superslab is empty.
+    if (*ss).in_avail {
+        pool.remove_avail(ss);
+    }
+    let lean = release::pooled_slab_purge_delay().is_some();
+    let retain = release::retain_empty_superslab(pool.retained_count);
+    // Its memory goes back to the OS either way under lean (a retained one's
+    // slabs stay on the purge list), and when it is unmapped under any profile.
+    if lean || !retain {
+        stats::SUPERSLABS_RELEASED.fetch_add(1, Relaxed);
+    }
+    if retain {
+        (*ss).next = pool.retained;
+        pool.retained = ss;
+        pool.retained_count += 1;
+        return;
+    }
+    pool.unlink_all(ss);
+    pool.unqueue_all(ss);
+    drop(pool);
+    to_arena(ss);
 }
 
 /// Lays out a superslab header for `kind`. `pristine`: its slabs read as zero.
@@ -316,6 +374,7 @@ unsafe fn format(ss: *mut SuperSlab, kind: Kind, pristine: bool) {
                 state: state::FREE,
                 class: 0,
                 kind,
+                pooled_at: 0,
             },
         );
     }
@@ -362,6 +421,7 @@ pub(crate) fn acquire(kind: Kind) -> *mut Slab {
                 }
                 pool = POOL.lock();
             } else if (*ss).kind != kind {
+                pool.unqueue_all(ss);
                 let pristine = (&(*ss).slabs)[1..(*ss).kind.slabs() as usize]
                     .iter()
                     .all(|s| s.dirty == s.start);
@@ -374,7 +434,10 @@ pub(crate) fn acquire(kind: Kind) -> *mut Slab {
         if (*ss).free_mask == 0 {
             pool.remove_avail(ss);
         }
-        ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(idx)
+        let s = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(idx);
+        // Taken again before its purge: its pages are reused as they are.
+        pool.unqueue(s);
+        s
     }
 }
 
@@ -384,47 +447,68 @@ pub(crate) fn acquire(kind: Kind) -> *mut Slab {
 /// # Safety
 /// `s` must be owned by the caller's heap and hold no live block.
 pub(crate) unsafe fn return_to_pool(s: *mut Slab) {
-    let lean = release::decommit_pooled_slabs();
-    let touched = ((*s).dirty as usize - (*s).start as usize).next_multiple_of(os::PAGE);
+    let delay = release::pooled_slab_purge_delay();
     // Decommit before the slab is visible in the pool, so that nobody can
-    // carve from it while its pages are being dropped. A refused decommit
-    // leaves the mark where it was.
-    if touched > 0 && lean && os::decommit((*s).start, touched) {
-        (*s).dirty = (*s).start;
+    // carve from it while its pages are being dropped.
+    if delay == Some(0) {
+        decommit_slab(s);
     }
     (*s).carve.store((*s).start, Relaxed);
     (*s).state = state::FREE;
     (*s).free = null_mut();
     (*s).owner.store(null_mut(), Relaxed);
-    let ss = segmap::chunk_base((*s).start) as *mut SuperSlab;
-    let idx = ((*s).start as usize - ss as usize) >> (*ss).kind.slab_shift();
     let mut pool = POOL.lock();
-    (*ss).free_mask |= 1 << idx;
-    if (*ss).free_mask != (*ss).kind.usable_mask() {
-        if !(*ss).in_avail {
-            pool.push_avail(ss);
+    if delay.is_some_and(|d| d > 0) && (*s).dirty != (*s).start {
+        (*s).pooled_at = os::coarse_ms().max(1);
+        list::push_front(&mut pool.to_purge, s, Slab::links);
+    }
+    let ss = segmap::chunk_base((*s).start) as *mut SuperSlab;
+    put_back(
+        pool,
+        ss,
+        ((*s).start as usize - ss as usize) >> (*ss).kind.slab_shift(),
+    );
+}
+
+/// Decommits the pages of `s` that may hold data (a refused decommit leaves
+/// the mark where it was). `s` is the caller's: owned, or held off the pool.
+unsafe fn decommit_slab(s: *mut Slab) {
+    let touched = ((*s).dirty as usize - (*s).start as usize).next_multiple_of(os::PAGE);
+    if touched > 0 && os::decommit((*s).start, touched) {
+        (*s).dirty = (*s).start;
+    }
+}
+
+/// Most slabs one `purge_pool` round decommits under the pool lock.
+const PURGE_BATCH: usize = 32;
+
+/// Decommits the pooled slabs that have waited `release::POOL_PURGE_DELAY_MS`
+/// at `now` (`os::coarse_ms`), or all of them (`all`, for `malloc_trim`).
+/// The syscalls run under the pool lock, so nobody carves from a slab being
+/// decommitted and a fork never sees one half done; batches bound the wait of
+/// threads that need a slab meanwhile.
+pub(crate) fn purge_pool(now: u64, all: bool) {
+    loop {
+        let mut pool = POOL.lock();
+        let mut n = 0;
+        // SAFETY: slabs on the purge list are free slabs of live superslabs,
+        // guarded by the pool lock we hold.
+        unsafe {
+            let mut s = pool.to_purge;
+            while !s.is_null() && n < PURGE_BATCH {
+                let next = (*s).next;
+                if all || now.saturating_sub((*s).pooled_at) >= release::POOL_PURGE_DELAY_MS {
+                    pool.unqueue(s);
+                    decommit_slab(s);
+                    n += 1;
+                }
+                s = next;
+            }
         }
-        return;
+        if n < PURGE_BATCH {
+            return;
+        }
     }
-    // The superslab is empty.
-    if (*ss).in_avail {
-        pool.remove_avail(ss);
-    }
-    // Its memory goes back to the OS either way under lean (its slabs were
-    // decommitted), and when it is unmapped under any profile.
-    let retain = release::retain_empty_superslab(pool.retained_count);
-    if lean || !retain {
-        stats::SUPERSLABS_RELEASED.fetch_add(1, Relaxed);
-    }
-    if retain {
-        (*ss).next = pool.retained;
-        pool.retained = ss;
-        pool.retained_count += 1;
-        return;
-    }
-    pool.unlink_all(ss);
-    drop(pool);
-    to_arena(ss);
 }
 
 /// Hands an empty superslab's chunk back to its arena, decommitted; the
@@ -447,6 +531,7 @@ pub(crate) fn release_retained() {
                 return;
             }
             pool.unlink_all(ss);
+            pool.unqueue_all(ss);
             drop(pool);
             to_arena(ss);
         }
