@@ -266,6 +266,10 @@ metrics! {
             help: "RSS drift of the running epoch so far.",
             starts_nan: true,
         },
+        results_write_errors: IntCounter {
+            name: "soakd_results_write_errors_total",
+            help: "Failed tries to write epochs.jsonl (disk full, read-only, file-size limit); the epochs wait in memory and are retried.",
+        },
         build_info: IntGaugeVec {
             name: "soakd_build_info",
             labels: ["version", "allocator"],
@@ -415,6 +419,11 @@ impl Metrics {
                 }
             }
         }
+    }
+
+    /// A try to write the results file failed.
+    pub fn results_write_failed(&self) {
+        self.pushed.results_write_errors.inc();
     }
 
     /// Reads the scraped series' sources.
