@@ -629,6 +629,11 @@ mod tests {
         assert_eq!(value_of(&text, &tput), Some("1234.5"));
         let info = series(&metric::build_info, "allocator=\"hakmem\"");
         assert_eq!(value_of(&text, &info), Some("1"));
+        let write_errors = series(&metric::results_write_errors, "");
+        assert_eq!(value_of(&text, &write_errors), Some("0"));
+        m.results_write_failed();
+        m.results_write_failed();
+        assert_eq!(value_of(&m.encode(), &write_errors), Some("2"));
         for s in ["mmap", "munmap", "madvise", "mremap"] {
             let syscall = series(&metric::syscalls, &format!("syscall=\"{s}\""));
             assert!(text.contains(&syscall), "{syscall}");
