@@ -152,7 +152,13 @@ fn shutdown_signals() -> std::io::Result<impl Future<Output = &'static str>> {
         error!("{name} during shutdown: exiting now; the running epoch is not written");
         std::process::exit(128 + number);
     });
-    Ok(async move { first_rx.await.unwrap_or("the signal watcher's end") })
+    Ok(async move {
+        match first_rx.await {
+            Ok(name) => name,
+            // The watcher ended without a first signal: only at runtime shutdown.
+            Err(_) => std::future::pending().await,
+        }
+    })
 }
 
 /// The next SIGTERM or SIGINT: its name and number.
