@@ -14,6 +14,7 @@ use hakmem_workload::{SizeDistribution, WorkloadConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::epoch::Thresholds;
+use crate::memory;
 
 /// The profile `soakd run` uses without `--config`: SPEC's defaults with short
 /// epochs, so a first run shows results within minutes.
@@ -21,6 +22,9 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/default.toml");
 
 /// Longest accepted epoch, sample or warm-up: 30 days.
 const MAX_SECS: u64 = 30 * 24 * 3600;
+
+/// Most completed epochs `[output] history` may keep in memory.
+const MAX_HISTORY: usize = 100_000;
 
 /// Which allocator the workload calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +70,8 @@ pub struct Config {
     pub thresholds: Thresholds,
     pub listen: SocketAddr,
     pub out_dir: PathBuf,
+    /// Completed epochs kept in memory (for `/epochs`); the file keeps all.
+    pub history: usize,
 }
 
 impl Default for Config {
@@ -84,6 +90,7 @@ impl Default for Config {
             thresholds: Thresholds::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             out_dir: PathBuf::from("soak-results"),
+            history: 100,
         }
     }
 }
@@ -185,6 +192,7 @@ struct RawServer {
 #[serde(deny_unknown_fields)]
 struct RawOutput {
     dir: Option<String>,
+    history: Option<usize>,
 }
 
 /// A parsed source, able to say on which line a key sits.
@@ -342,6 +350,17 @@ fn resolve(src: &Source<'_>, raw: RawFile) -> Result<Config, ConfigError> {
     c.workload
         .validate()
         .map_err(|e| src.error(&format!("workload.{}", e.field), e.message))?;
+    if let Some(total) = memory::total() {
+        memory::check(&c.workload, total).map_err(|m| {
+            // Blame the first size-making key the file sets.
+            let key = ["threads", "working_set", "max_size", "min_size"]
+                .map(|k| format!("workload.{k}"))
+                .into_iter()
+                .find(|k| src.line_of_key(k).is_some())
+                .unwrap_or_else(|| "workload".into());
+            src.error(&key, m)
+        })?;
+    }
 
     let e = raw.epoch.unwrap_or_default();
     c.epoch.length_secs = e.length_secs.unwrap_or(c.epoch.length_secs);
@@ -372,11 +391,21 @@ fn resolve(src: &Source<'_>, raw: RawFile) -> Result<Config, ConfigError> {
     if let Some(l) = raw.server.unwrap_or_default().listen {
         c.listen = parse_listen(&l).map_err(|m| src.error("server.listen", m))?;
     }
-    if let Some(d) = raw.output.unwrap_or_default().dir {
+    let o = raw.output.unwrap_or_default();
+    if let Some(d) = o.dir {
         if d.is_empty() {
             return Err(src.error("output.dir", "must not be empty"));
         }
         c.out_dir = PathBuf::from(d);
+    }
+    if let Some(h) = o.history {
+        if !(1..=MAX_HISTORY).contains(&h) {
+            return Err(src.error(
+                "output.history",
+                format!("must be in 1..={MAX_HISTORY}, got {h}"),
+            ));
+        }
+        c.history = h;
     }
     Ok(c)
 }
@@ -579,6 +608,7 @@ impl Config {
         #[derive(Serialize)]
         struct Out {
             dir: String,
+            history: usize,
         }
         let (a, w, e) = (&self.allocator, &self.workload, &self.epoch);
         let file = File {
@@ -605,6 +635,7 @@ impl Config {
             },
             output: Out {
                 dir: self.out_dir.display().to_string(),
+                history: self.history,
             },
         };
         toml::to_string(&file).expect("plain data serialises")
@@ -665,6 +696,7 @@ max_syscalls_per_op = 0.001
 listen = "127.0.0.1:0"
 [output]
 dir = "out"
+history = 7
 "#,
         )
         .unwrap();
@@ -697,6 +729,7 @@ dir = "out"
         assert_eq!(c.thresholds.max_cv, 0.1);
         assert_eq!(c.listen.port(), 0);
         assert_eq!(c.out_dir, Path::new("out"));
+        assert_eq!(c.history, 7);
         // The printed effective configuration parses back to itself.
         assert_eq!(parse("again", &c.to_toml()).unwrap(), c);
     }
@@ -780,6 +813,7 @@ dir = "out"
             ),
             ("[server]\nlisten = \"localhost\"\n", "server.listen", 2),
             ("[output]\ndir = \"\"\n", "output.dir", 2),
+            ("[output]\ndir = \"x\"\nhistory = 0\n", "output.history", 3),
             ("name = \"two words\"\n", "name", 1),
         ];
         for (text, key, l) in cases {
@@ -865,6 +899,26 @@ dir = "out"
         );
         let e = err("[allocator]\nprofile = 1\n");
         assert_eq!((e.key.as_str(), line(&e)), ("allocator.profile", Some(2)));
+    }
+
+    #[test]
+    fn a_workload_larger_than_the_machine_is_refused_naming_its_keys() {
+        let e = err("name = \"oom\"\n[workload]\nworking_set = 16777216\nthreads = 1024\nmax_size = 1073741824\n");
+        assert_eq!((e.key.as_str(), line(&e)), ("workload.threads", Some(4)));
+        for part in [
+            "workload.working_set 16777216",
+            "workload.max_size",
+            "MemTotal",
+        ] {
+            assert!(e.message.contains(part), "{part}: {e}");
+        }
+        let e = err(
+            "[workload]\nmin_size = 1073741824\nmax_size = 1073741824\nworking_set = 16777216\n",
+        );
+        assert_eq!(
+            (e.key.as_str(), line(&e)),
+            ("workload.working_set", Some(4))
+        );
     }
 
     #[test]

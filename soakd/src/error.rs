@@ -32,6 +32,8 @@ pub enum Error {
         path: PathBuf,
         source: io::Error,
     },
+    /// Another soakd holds the output folder's lock (its pid when known).
+    Locked { dir: PathBuf, holder: Option<u32> },
     /// A file cannot be read (a results file given to `soakd report`).
     Read { path: PathBuf, source: io::Error },
     /// A file cannot be written (an epoch record, a report page).
@@ -54,6 +56,7 @@ pub enum OutputStep {
     ReadFile,
     RepairFile,
     SyncFolder,
+    Lock,
 }
 
 impl OutputStep {
@@ -65,6 +68,7 @@ impl OutputStep {
             OutputStep::ReadFile => ("file", "cannot read"),
             OutputStep::RepairFile => ("file", "cannot repair"),
             OutputStep::SyncFolder => ("folder", "cannot sync"),
+            OutputStep::Lock => ("lock file", "cannot lock"),
         }
     }
 }
@@ -73,7 +77,8 @@ impl Error {
     /// The process exit status for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) => EXIT_CONFIG,
+            // Two daemons on one folder is a usage error, like a bad flag.
+            Error::Config(_) | Error::Locked { .. } => EXIT_CONFIG,
             _ => EXIT_FAILURE,
         }
     }
@@ -87,6 +92,15 @@ impl fmt::Display for Error {
             Error::Output { step, path, source } => {
                 let (what, failed) = step.words();
                 write!(f, "output {what} {}: {failed}: {source}", path.display())
+            }
+            Error::Locked { dir, holder } => {
+                let by = holder.map_or("another soakd".to_string(), |p| format!("soakd pid {p}"));
+                write!(
+                    f,
+                    "output folder {} is in use by {by} (lock file {}); stop it or choose another --out",
+                    dir.display(),
+                    dir.join(crate::results::LOCK_FILE).display()
+                )
             }
             Error::Read { path, source } => write!(f, "cannot read {}: {source}", path.display()),
             Error::Write { path, source } => {
@@ -104,6 +118,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Config(e) => Some(e),
+            Error::Locked { .. } => None,
             Error::Listen { source, .. }
             | Error::Output { source, .. }
             | Error::Read { source, .. }

@@ -1,13 +1,19 @@
 //! The HTTP endpoint: `/metrics`, `/healthz`, `/epochs` and a landing page.
 //!
+//! `GET /epochs` answers the completed epochs kept in memory (the last
+//! `[output] history`), `GET /epochs?since=K` the next page of at most
+//! [`PAGE`] completed epochs numbered above K, from the results file when
+//! memory no longer holds them. Both are a JSON array, oldest first; an
+//! empty page means there is nothing newer.
+//!
 //! hyper answers malformed requests with a 4xx and closes the connection; no
 //! handler can fail, so a bad client never disturbs the daemon.
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::{Html, IntoResponse};
+use axum::extract::{RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
@@ -37,7 +43,8 @@ async fn landing() -> Html<&'static str> {
         "</h1><ul>",
         "<li><a href=\"/metrics\">/metrics</a>: Prometheus metrics</li>",
         "<li><a href=\"/healthz\">/healthz</a>: liveness</li>",
-        "<li><a href=\"/epochs\">/epochs</a>: completed epochs as JSON</li>",
+        "<li><a href=\"/epochs\">/epochs</a>: recent completed epochs as JSON ",
+        "(<code>/epochs?since=K</code>: the next page after epoch K)</li>",
         "</ul></body></html>\n"
     ))
 }
@@ -52,8 +59,40 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
     )
 }
 
-async fn epochs(State(s): State<Arc<AppState>>) -> Json<Vec<EpochRecord>> {
-    Json(s.epochs())
+/// The most epochs one `/epochs?since=K` answer holds.
+pub const PAGE: usize = 100;
+
+async fn epochs(State(s): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
+    let since = match query.as_deref().map(parse_since).transpose() {
+        Ok(since) => since,
+        Err(message) => return (StatusCode::BAD_REQUEST, message + "\n").into_response(),
+    };
+    let Some(since) = since else {
+        return Json(s.epochs()).into_response();
+    };
+    // Older pages come from the file: off the async workers.
+    let page = tokio::task::spawn_blocking(move || s.epochs_since(since, PAGE)).await;
+    match page {
+        Ok(Ok(page)) => Json::<Vec<EpochRecord>>(page).into_response(),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read the results file: {e}\n"),
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}
+
+/// `since=K`, the one parameter `/epochs` takes; an error names what is wrong.
+fn parse_since(query: &str) -> Result<u64, String> {
+    match query.split_once('=') {
+        Some(("since", k)) => k
+            .parse()
+            .map_err(|_| format!("since: expected an epoch number, got {k:?}")),
+        _ => Err(format!(
+            "unknown query {query:?}: /epochs takes only since=EPOCH"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -80,6 +119,8 @@ mod tests {
         let state = Arc::new(AppState::new(
             Metrics::new("t", "hakmem", Box::new(|| None)),
             vec![crate::results::tests::record(1, true)],
+            10,
+            "/nonexistent/epochs.jsonl".into(),
         ));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -99,6 +140,16 @@ mod tests {
         let body = r.split("\r\n\r\n").nth(1).unwrap();
         let v: Vec<EpochRecord> = serde_json::from_str(body).unwrap();
         assert_eq!(v[0].epoch, 1);
+        let r = get(addr, "/epochs?since=0").await;
+        let body = r.split("\r\n\r\n").nth(1).unwrap();
+        let v: Vec<EpochRecord> = serde_json::from_str(body).unwrap();
+        assert_eq!(v.len(), 1);
+        assert!(get(addr, "/epochs?since=1").await.ends_with("\r\n\r\n[]"));
+        for bad in ["since=x", "since=-1", "from=3", "since"] {
+            let r = get(addr, &format!("/epochs?{bad}")).await;
+            assert!(r.starts_with("HTTP/1.1 400"), "{bad}: {r}");
+            assert!(r.contains("since"), "{bad}: {r}");
+        }
         assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
         let r = exchange(
             addr,

@@ -13,6 +13,7 @@ pub mod epoch;
 pub mod error;
 pub mod http;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod report;
 pub mod results;

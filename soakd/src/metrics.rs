@@ -266,6 +266,10 @@ metrics! {
             help: "RSS drift of the running epoch so far.",
             starts_nan: true,
         },
+        results_write_errors: IntCounter {
+            name: "soakd_results_write_errors_total",
+            help: "Failed tries to write epochs.jsonl (disk full, read-only, file-size limit); the epochs wait in memory and are retried.",
+        },
         build_info: IntGaugeVec {
             name: "soakd_build_info",
             labels: ["version", "allocator"],
@@ -415,6 +419,11 @@ impl Metrics {
                 }
             }
         }
+    }
+
+    /// A try to write the results file failed.
+    pub fn results_write_failed(&self) {
+        self.pushed.results_write_errors.inc();
     }
 
     /// Reads the scraped series' sources.
@@ -620,6 +629,11 @@ mod tests {
         assert_eq!(value_of(&text, &tput), Some("1234.5"));
         let info = series(&metric::build_info, "allocator=\"hakmem\"");
         assert_eq!(value_of(&text, &info), Some("1"));
+        let write_errors = series(&metric::results_write_errors, "");
+        assert_eq!(value_of(&text, &write_errors), Some("0"));
+        m.results_write_failed();
+        m.results_write_failed();
+        assert_eq!(value_of(&m.encode(), &write_errors), Some("2"));
         for s in ["mmap", "munmap", "madvise", "mremap"] {
             let syscall = series(&metric::syscalls, &format!("syscall=\"{s}\""));
             assert!(text.contains(&syscall), "{syscall}");

@@ -4,10 +4,21 @@
 //! followed by `fdatasync`, so a kill -9 loses at most the running epoch and
 //! never tears an earlier line. Should a crash of the machine itself leave a
 //! partial last line, the next start cuts it off (with a warning) before
-//! appending, so every line of the file keeps parsing.
+//! appending, so every line of the file keeps parsing; a last line that only
+//! lacks its `\n` is a whole record and gets the newline instead.
+//!
+//! One soakd at a time per folder: `open` takes an exclusive `flock` on
+//! `<out>/soakd.lock` (released by the kernel however the process ends), so
+//! two daemons cannot interleave lines or repeat epoch numbers.
+//!
+//! A record that cannot be written (disk full, read-only folder, a file-size
+//! limit) stays queued in memory and is written, in order, by a later
+//! [`Results::flush`]; a failed write is cut back so no torn line remains.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -57,8 +68,19 @@ pub struct Existing {
     pub records: Vec<EpochRecord>,
     /// Lines that did not parse, as (line number, error); they are left in place.
     pub bad_lines: Vec<(usize, String)>,
-    /// Bytes of a partial last line cut off.
-    pub truncated_tail: usize,
+    /// What `Results::open` found after the last `\n`.
+    pub tail: Tail,
+}
+
+/// The end of the file as `Results::open` found it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tail {
+    /// Empty, or ending with `\n`.
+    Clean,
+    /// A whole record without its `\n`: kept, and the newline added.
+    Completed,
+    /// A partial line of this many bytes: cut off.
+    Cut(usize),
 }
 
 impl Existing {
@@ -68,17 +90,34 @@ impl Existing {
     }
 }
 
+/// The lock file's name inside the output folder.
+pub const LOCK_FILE: &str = "soakd.lock";
+
+/// A record waiting to be written.
+struct Pending {
+    epoch: u64,
+    line: String,
+}
+
 /// The open results file.
 pub struct Results {
     path: PathBuf,
     file: File,
+    /// Holds the folder's `flock` for as long as this value lives.
+    _lock: File,
+    /// The length of the file's whole lines: a failed write is cut back to it.
+    len: u64,
+    /// Records not written yet, oldest first.
+    pending: VecDeque<Pending>,
 }
 
 impl Results {
-    /// Creates `dir` if needed and opens its epochs.jsonl for appending, so an
-    /// unwritable folder is an error now rather than at the first epoch's end.
+    /// Creates `dir` if needed, locks it, and opens its epochs.jsonl for
+    /// appending, so an unwritable or busy folder is an error now rather than
+    /// at the first epoch's end. Nothing is written before the lock is held.
     pub fn open(dir: &Path) -> Result<(Results, Existing), Error> {
         std::fs::create_dir_all(dir).map_err(fail(OutputStep::CreateFolder, dir))?;
+        let lock = lock(dir)?;
         let path = dir.join("epochs.jsonl");
         let mut file = OpenOptions::new()
             .read(true)
@@ -89,32 +128,109 @@ impl Results {
         let mut text = Vec::new();
         file.read_to_end(&mut text)
             .map_err(fail(OutputStep::ReadFile, &path))?;
-        let complete_len = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let truncated_tail = text.len() - complete_len;
-        if truncated_tail > 0 {
-            file.set_len(complete_len as u64)
-                .map_err(fail(OutputStep::RepairFile, &path))?;
-        }
-        let mut existing = parse_lines(&String::from_utf8_lossy(&text[..complete_len]));
-        existing.truncated_tail = truncated_tail;
+        let mut len = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let tail = match &text[len..] {
+            [] => Tail::Clean,
+            last if serde_json::from_slice::<EpochRecord>(last).is_ok() => {
+                file.write_all(b"\n")
+                    .and_then(|()| file.sync_data())
+                    .map_err(fail(OutputStep::RepairFile, &path))?;
+                text.push(b'\n');
+                len = text.len();
+                Tail::Completed
+            }
+            torn => {
+                file.set_len(len as u64)
+                    .map_err(fail(OutputStep::RepairFile, &path))?;
+                Tail::Cut(torn.len())
+            }
+        };
+        let mut existing = parse_lines(&String::from_utf8_lossy(&text[..len]));
+        existing.tail = tail;
         // Make the file's directory entry durable too, in case it was just created.
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(fail(OutputStep::SyncFolder, dir))?;
-        Ok((Results { path, file }, existing))
+        let results = Results {
+            path,
+            file,
+            _lock: lock,
+            len: len as u64,
+            pending: VecDeque::new(),
+        };
+        Ok((results, existing))
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Appends one record as one line and waits until it is on disk.
+    /// Queues one record and writes every queued one (see [`Results::flush`]).
+    /// On error the record stays queued.
     pub fn append(&mut self, r: &EpochRecord) -> io::Result<()> {
         let mut line = serde_json::to_string(r).map_err(io::Error::other)?;
         line.push('\n');
-        self.file.write_all(line.as_bytes())?;
-        self.file.sync_data()
+        self.pending.push_back(Pending {
+            epoch: r.epoch,
+            line,
+        });
+        self.flush()
     }
+
+    /// Writes the queued records in order, each as one line, and waits until
+    /// they are on disk. A write that fails part-way is cut back, so the file
+    /// only ever holds whole lines; what was not written stays queued.
+    pub fn flush(&mut self) -> io::Result<()> {
+        while let Some(p) = self.pending.front() {
+            let written = self
+                .file
+                .write_all(p.line.as_bytes())
+                .and_then(|()| self.file.sync_data());
+            if let Err(e) = written {
+                // Best effort: should this fail too, the next flush cuts first.
+                let _ = self.file.set_len(self.len);
+                return Err(e);
+            }
+            self.len += p.line.len() as u64;
+            self.pending.pop_front();
+        }
+        Ok(())
+    }
+
+    /// The epochs queued but not written yet, oldest first.
+    pub fn pending(&self) -> Vec<u64> {
+        self.pending.iter().map(|p| p.epoch).collect()
+    }
+}
+
+/// Takes the folder's exclusive lock and writes our pid into the lock file
+/// (for the message a second soakd prints).
+fn lock(dir: &Path) -> Result<File, Error> {
+    let path = dir.join(LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(fail(OutputStep::Lock, &path))?;
+    // SAFETY: flock takes a valid descriptor (ours, open) and flags; no memory is passed.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let source = io::Error::last_os_error();
+        if source.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(fail(OutputStep::Lock, &path)(source));
+        }
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        return Err(Error::Locked {
+            dir: dir.to_path_buf(),
+            holder: holder.trim().parse().ok(),
+        });
+    }
+    file.set_len(0)
+        .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()))
+        .map_err(fail(OutputStep::Lock, &path))?;
+    Ok(file)
 }
 
 /// An `Error::Output` maker for `map_err`.
@@ -142,7 +258,7 @@ pub fn parse_lines(text: &str) -> Existing {
     Existing {
         records,
         bad_lines,
-        truncated_tail: 0,
+        tail: Tail::Clean,
     }
 }
 
@@ -155,6 +271,36 @@ pub fn read(path: &Path) -> Result<Existing, Error> {
     };
     let text = std::fs::read_to_string(&path).map_err(|source| Error::Read { path, source })?;
     Ok(parse_lines(&text))
+}
+
+/// Up to `max` complete epochs numbered above `since`, oldest first, read
+/// line by line from a results file that may be growing: a last line
+/// without its `\n` (a write in progress) and lines that do not parse are
+/// skipped.
+pub fn completed_since(path: &Path, since: u64, max: usize) -> io::Result<Vec<EpochRecord>> {
+    /// Read first, so that most lines are skipped without building a record.
+    #[derive(Deserialize)]
+    struct Head {
+        epoch: u64,
+        complete: bool,
+    }
+    let mut out = Vec::new();
+    let mut reader = BufReader::new(File::open(path)?);
+    let mut line = String::new();
+    while out.len() < max {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 || !line.ends_with('\n') {
+            break;
+        }
+        match serde_json::from_str::<Head>(&line) {
+            Ok(h) if h.complete && h.epoch > since => {}
+            _ => continue,
+        }
+        if let Ok(r) = serde_json::from_str(&line) {
+            out.push(r);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -219,12 +365,75 @@ pub(crate) mod tests {
         let good = serde_json::to_string(&record(1, true)).unwrap();
         std::fs::write(&path, format!("{good}\n{}", &good[..40])).unwrap();
         let (mut r, existing) = Results::open(dir.path()).unwrap();
-        assert_eq!(existing.truncated_tail, 40);
+        assert_eq!(existing.tail, Tail::Cut(40));
         assert_eq!(existing.next_epoch(), 2);
         r.append(&record(2, true)).unwrap();
         let back = read(&path).unwrap();
         assert_eq!(back.records.len(), 2);
         assert!(back.bad_lines.is_empty());
+    }
+
+    #[test]
+    fn a_whole_last_record_without_newline_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("epochs.jsonl");
+        let line = |n| serde_json::to_string(&record(n, true)).unwrap();
+        std::fs::write(&path, format!("{}\n{}", line(1), line(2))).unwrap();
+        let (mut r, existing) = Results::open(dir.path()).unwrap();
+        assert_eq!(existing.tail, Tail::Completed);
+        assert_eq!(existing.records, vec![record(1, true), record(2, true)]);
+        assert_eq!(existing.next_epoch(), 3);
+        r.append(&record(3, true)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, format!("{}\n{}\n{}\n", line(1), line(2), line(3)));
+        drop(r);
+        let (_, again) = Results::open(dir.path()).unwrap();
+        assert_eq!(again.tail, Tail::Clean);
+    }
+
+    #[test]
+    fn a_second_open_of_a_locked_folder_fails_naming_it_and_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, _) = Results::open(dir.path()).unwrap();
+        let err = Results::open(dir.path()).err().unwrap();
+        let Error::Locked { dir: d, holder } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(
+            (d.as_path(), *holder),
+            (dir.path(), Some(std::process::id()))
+        );
+        assert_eq!(err.exit_code(), crate::error::EXIT_CONFIG);
+        assert!(
+            err.to_string().contains(dir.path().to_str().unwrap()),
+            "{err}"
+        );
+        drop(first);
+        assert!(
+            Results::open(dir.path()).is_ok(),
+            "the lock goes with its holder"
+        );
+    }
+
+    #[test]
+    fn completed_since_pages_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut r, _) = Results::open(dir.path()).unwrap();
+        for n in 1..=7 {
+            r.append(&record(n, n != 4)).unwrap();
+        }
+        let path = r.path().to_path_buf();
+        // A write in progress: no newline yet.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&serde_json::to_vec(&record(8, true)).unwrap())
+            .unwrap();
+        let epochs = |since, max| -> Vec<u64> {
+            let page = completed_since(&path, since, max).unwrap();
+            page.iter().map(|r| r.epoch).collect()
+        };
+        assert_eq!(epochs(0, 3), [1, 2, 3]);
+        assert_eq!(epochs(3, 3), [5, 6, 7], "partial epoch 4 is left out");
+        assert_eq!(epochs(7, 3), Vec::<u64>::new());
     }
 
     #[test]

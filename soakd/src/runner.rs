@@ -1,13 +1,25 @@
 //! The epoch runner: samples throughput and RSS every `sample_secs` on the
 //! monotonic clock, closes each epoch with its figures, writes it durably and
-//! publishes it; on a shutdown signal it writes the running epoch as partial.
+//! publishes it; on a shutdown signal it writes the running epoch as partial
+//! (none when it has no sample yet).
+//!
+//! Epochs abut on a fixed schedule, except after a stall (SIGSTOP, a paused
+//! VM, a starved machine): missed sample deadlines are skipped rather than
+//! caught up with near-empty samples, and an epoch that would start more
+//! than a sample interval late starts now instead, with the gap logged.
+//!
+//! An epoch that cannot be written stays queued (see `Results`) and is
+//! retried at every sample; each failed try is counted in
+//! `soakd_results_write_errors_total` and logged. Only at exit does an
+//! unwritten epoch become an error.
 
 use std::future::Future;
+use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use hakmem_workload::{OpCounts, Workload};
-use tracing::info;
+use tracing::{error, info, warn};
 
 use crate::config::{Backend, Config};
 use crate::epoch::{self, Sample};
@@ -60,7 +72,8 @@ impl Runner {
             let (ops_at_start, sys_at_start) = (last.1, syscalls(self.cfg.backend));
             let mut samples = Vec::new();
             let mut signal = None;
-            for k in 1.. {
+            let mut k: u32 = 1;
+            loop {
                 let offset = (sample * k).min(length);
                 let deadline = tokio::time::Instant::from_std(epoch_start + offset);
                 tokio::select! {
@@ -77,9 +90,25 @@ impl Runner {
                     epoch::steady_cv(&samples),
                     epoch::steady_rss_drift(&samples),
                 );
-                if offset >= length {
+                if !self.results.pending().is_empty() {
+                    // Counted and logged inside; the epochs stay queued.
+                    let _ = self.write(None);
+                }
+                let behind = epoch_start.elapsed();
+                if offset >= length || behind >= length {
                     break;
                 }
+                // Past deadlines (a stall) are skipped, not caught up.
+                let due = behind.as_nanos() / sample.as_nanos() + 1;
+                k = (k + 1).max(u32::try_from(due).unwrap_or(u32::MAX));
+            }
+            if let (Some(name), []) = (signal, samples.as_slice()) {
+                info!(
+                    epoch = index,
+                    "{name} before epoch {index}'s first sample: nothing to write for it"
+                );
+                self.write_before_exit()?;
+                return Ok(Ended::Signal(name));
             }
             let ops_now = if signal.is_some() {
                 self.workload.ops()
@@ -117,15 +146,11 @@ impl Runner {
                 thresholds: self.cfg.thresholds,
                 samples,
             };
-            let results = &mut self.results;
-            tokio::task::block_in_place(|| results.append(&record)).map_err(|source| {
-                Error::Write {
-                    path: self.results.path().to_path_buf(),
-                    source,
-                }
-            })?;
+            // Counted and logged inside; a failure leaves the epoch queued.
+            let _ = self.write(Some(&record));
             log_epoch(&record);
             if let Some(name) = signal {
+                self.write_before_exit()?;
                 return Ok(Ended::Signal(name));
             }
             self.state.metrics.epoch_completed(&record.figures);
@@ -134,12 +159,71 @@ impl Runner {
                 .max_epochs
                 .is_some_and(|max| index + 1 - self.first_epoch >= max)
             {
+                self.write_before_exit()?;
                 return Ok(Ended::EpochLimit);
             }
             // Epochs abut on the schedule, so timer lateness never accumulates.
             epoch_start += length;
+            let late = Instant::now().saturating_duration_since(epoch_start);
+            if late > sample {
+                warn!(
+                    epoch = index + 1,
+                    gap_secs = late.as_secs_f64(),
+                    "the schedule fell {:.1} s behind (soakd was stopped or starved): \
+                     epoch {} starts now rather than catch up",
+                    late.as_secs_f64(),
+                    index + 1
+                );
+                epoch_start = Instant::now();
+            }
         }
         unreachable!("epoch numbers do not run out")
+    }
+
+    /// Writes `record` after any epochs still queued, or only those. A
+    /// failure is counted and logged here; what was not written stays queued.
+    fn write(&mut self, record: Option<&EpochRecord>) -> io::Result<()> {
+        let waited = self.results.pending();
+        let results = &mut self.results;
+        let written = tokio::task::block_in_place(|| match record {
+            Some(r) => results.append(r),
+            None => results.flush(),
+        });
+        match &written {
+            Ok(()) if !waited.is_empty() => info!(
+                epochs = ?waited,
+                "wrote epochs {waited:?} to {}, which had failed before",
+                self.results.path().display()
+            ),
+            Ok(()) => {}
+            Err(e) => {
+                self.state.metrics.results_write_failed();
+                let pending = self.results.pending();
+                error!(
+                    epochs = ?pending,
+                    "cannot write {}: {e}; epochs {pending:?} wait in memory, retried at every sample",
+                    self.results.path().display()
+                );
+            }
+        }
+        written
+    }
+
+    /// A last try at the queued epochs: at exit, an unwritten one is lost.
+    fn write_before_exit(&mut self) -> Result<(), Error> {
+        if self.results.pending().is_empty() {
+            return Ok(());
+        }
+        self.write(None).map_err(|source| {
+            error!(
+                "exiting with epochs {:?} not written",
+                self.results.pending()
+            );
+            Error::Write {
+                path: self.results.path().to_path_buf(),
+                source,
+            }
+        })
     }
 
     fn take_sample(
@@ -224,6 +308,8 @@ mod tests {
                     Box::new(move || weak.upgrade().map(|w| w.ops())),
                 ),
                 Vec::new(),
+                cfg.history,
+                dir.join("epochs.jsonl"),
             )),
             cfg,
             results,
@@ -283,5 +369,17 @@ mod tests {
             "ops up to the signal count"
         );
         assert!(state.epoch_count() == 0, "partial epochs are not completed");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shutdown_before_the_first_sample_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = runner(dir.path(), 60, None);
+        assert_eq!(
+            r.run(std::future::ready("TEST")).await.unwrap(),
+            Ended::Signal("TEST")
+        );
+        let text = std::fs::read_to_string(dir.path().join("epochs.jsonl")).unwrap();
+        assert_eq!(text, "", "no empty partial epoch");
     }
 }

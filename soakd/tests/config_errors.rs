@@ -129,3 +129,20 @@ fn check_config_prints_the_effective_configuration() {
         assert_eq!(stdout, stdout2);
     }
 }
+
+#[test]
+fn a_workload_larger_than_the_machine() {
+    let text = "[workload]\nthreads = 1024\nworking_set = 16777216\nmax_size = 1073741824\n";
+    rejected(text, "workload.threads", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "oom.toml", text);
+    let (status, _, stderr) = run(&["check-config", cfg.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    for part in [
+        "workload.working_set 16777216",
+        "workload.max_size",
+        "MemTotal",
+    ] {
+        assert!(stderr.contains(part), "{part} not named: {stderr}");
+    }
+}

@@ -125,3 +125,106 @@ fn kill_9_keeps_lines_and_a_restart_continues_numbering() {
     assert_eq!(last["epoch"], before.len() as u64 + 1);
     assert_eq!(last["complete"], true);
 }
+
+#[test]
+fn a_second_signal_during_shutdown_exits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::spawn_fast(dir.path(), "");
+    d.wait_started();
+    let file = d.results_path();
+    wait_epochs(&file, 1, Duration::from_secs(30));
+    // Stopped, both signals wait; resumed, they arrive together.
+    d.signal(libc::SIGSTOP);
+    let before = read_epochs(&file);
+    d.signal(libc::SIGTERM);
+    d.signal(libc::SIGINT);
+    d.signal(libc::SIGCONT);
+    let status = d.wait_exit(Duration::from_secs(5)).expect("exits at once");
+    let code = status.code();
+    assert!(
+        code == Some(128 + libc::SIGTERM) || code == Some(128 + libc::SIGINT),
+        "{status}:\n{}",
+        d.log()
+    );
+    assert!(
+        d.log_line("during shutdown: exiting now").is_some(),
+        "{}",
+        d.log()
+    );
+    let after = read_epochs(&file);
+    assert_eq!(
+        after, before,
+        "earlier epochs intact, the running one not written"
+    );
+}
+
+#[test]
+fn a_signal_between_epochs_writes_no_empty_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3 s from an epoch's end to the next epoch's first sample.
+    let timing = "[epoch]\nlength_secs = 6\nsample_secs = 3\nwarmup_secs = 0\n";
+    let text = FAST_EPOCHS.replace(
+        "[epoch]\nlength_secs = 2\nsample_secs = 1\nwarmup_secs = 0\n",
+        timing,
+    );
+    assert!(text.contains("length_secs = 6"));
+    let cfg = write_config(dir.path(), "slow.toml", &text);
+    let out = dir.path().join("out");
+    let mut d = Daemon::spawn(&[
+        "run",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    d.wait_started();
+    let file = d.results_path();
+    wait_epochs(&file, 1, Duration::from_secs(30));
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit(Duration::from_secs(5)).expect("exits");
+    assert!(status.success(), "{}", d.log());
+    let epochs = read_epochs(&file);
+    assert_eq!(epochs.len(), 1, "no record for epoch 2: {epochs:?}");
+    assert_eq!(epochs[0]["complete"], true);
+    assert!(
+        d.log_line("before epoch 2's first sample").is_some(),
+        "{}",
+        d.log()
+    );
+}
+
+#[test]
+fn a_stall_longer_than_an_epoch_restarts_the_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = Daemon::spawn_fast(dir.path(), "");
+    d.wait_started();
+    let file = d.results_path();
+    let n = wait_epochs(&file, 1, Duration::from_secs(30)).len();
+    d.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs(5)); // two and a half 2 s epochs
+    d.signal(libc::SIGCONT);
+    let epochs = wait_epochs(&file, n + 3, Duration::from_secs(30));
+    d.signal(libc::SIGTERM);
+    d.wait_exit(Duration::from_secs(5)).expect("exits");
+    let gap = d
+        .log_line("schedule fell")
+        .unwrap_or_else(|| panic!("{}", d.log()));
+    assert!(gap["gap_secs"].as_f64().unwrap() > 1.0, "{gap}");
+    // Catch-up epochs would start together; restarted ones are an epoch apart.
+    let starts: Vec<f64> = epochs
+        .iter()
+        .map(|e| e["started_unix_secs"].as_f64().unwrap())
+        .collect();
+    for w in starts.windows(2) {
+        assert!(w[1] - w[0] > 1.0, "epochs started {starts:?}");
+    }
+    for e in &epochs {
+        let t: Vec<f64> = e["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["t_secs"].as_f64().unwrap())
+            .collect();
+        assert!(t.windows(2).all(|w| w[1] - w[0] > 0.5), "samples at {t:?}");
+    }
+}

@@ -170,6 +170,21 @@ impl WorkloadConfig {
         }
         Ok(())
     }
+
+    /// The mean size of the blocks the workload draws, in bytes (exact for
+    /// `uniform`; for `log-uniform` the continuous mean less the half byte
+    /// the draw's rounding down takes off).
+    pub fn mean_block_size(&self) -> f64 {
+        let (min, max) = (self.min_size as f64, self.max_size as f64);
+        match self.size_distribution {
+            SizeDistribution::Uniform => (min + max) / 2.0,
+            // min * R^u for u uniform in [0, 1), R = (max + 1) / min, has mean
+            // min * (R - 1) / ln R.
+            SizeDistribution::LogUniform => {
+                ((max + 1.0 - min) / ((max + 1.0) / min).ln() - 0.5).max(min)
+            }
+        }
+    }
 }
 
 /// Operations counted so far.

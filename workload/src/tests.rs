@@ -159,6 +159,29 @@ fn sampled_sizes_stay_in_range() {
 }
 
 #[test]
+fn mean_block_size_matches_the_draws() {
+    for dist in SizeDistribution::ALL {
+        for (min, max) in [(16, 1024), (1, 1), (100, 100), (8, 1 << 20)] {
+            let c = WorkloadConfig {
+                min_size: min,
+                max_size: max,
+                size_distribution: dist,
+                ..WorkloadConfig::default()
+            };
+            let s = SizeSampler::new(&c);
+            let mut g = SplitMix64::new(7);
+            let n = 200_000;
+            let drawn = (0..n).map(|_| s.sample(g.next_u64()) as f64).sum::<f64>() / n as f64;
+            let want = c.mean_block_size();
+            assert!(
+                (drawn - want).abs() <= 0.01 * want,
+                "{dist:?} {min}..={max}: drawn mean {drawn}, mean_block_size {want}"
+            );
+        }
+    }
+}
+
+#[test]
 fn log_uniform_favours_small_sizes() {
     let median = |dist| {
         let c = WorkloadConfig {

@@ -86,6 +86,27 @@ impl Daemon {
         self.lines.lock().unwrap().join("\n")
     }
 
+    /// Starts `soakd run` on [`FAST_EPOCHS`] plus `extra` (more TOML
+    /// sections), its results under `dir/out`.
+    pub fn spawn_fast(dir: &Path, extra: &str) -> Daemon {
+        let cfg = write_config(dir, "fast.toml", &format!("{FAST_EPOCHS}{extra}"));
+        let out = dir.join("out");
+        Daemon::spawn(&[
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    }
+
+    /// The first log line whose text contains `part`, parsed.
+    pub fn log_line(&self, part: &str) -> Option<serde_json::Value> {
+        let lines = self.lines.lock().unwrap();
+        let line = lines.iter().find(|l| l.contains(part))?;
+        serde_json::from_str(line).ok()
+    }
+
     /// The first log line carrying `field`, parsed.
     fn field(&self, field: &str) -> Option<String> {
         self.lines.lock().unwrap().iter().find_map(|l| {
