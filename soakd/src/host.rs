@@ -11,8 +11,9 @@ use std::ffi::CStr;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
-use sysinfo::{CpuRefreshKind, MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate};
-use sysinfo::{RefreshKind, System};
+use std::time::{Duration, Instant};
+
+use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
 use crate::config::Backend;
 use crate::version;
@@ -183,49 +184,66 @@ pub struct Load {
 /// Reads the load per sample; each reading covers the time since the last.
 pub struct LoadSampler {
     sys: System,
-    pid: Pid,
+    /// Wall clock and soakd's CPU time at the last reading.
+    last: (Instant, Duration),
 }
 
 impl LoadSampler {
     /// Starts counting from now.
     pub fn start() -> LoadSampler {
-        let mut s = LoadSampler {
-            sys: System::new_with_specifics(
-                RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing().with_cpu_usage()),
-            ),
-            pid: Pid::from_u32(std::process::id()),
-        };
-        s.refresh();
-        s
-    }
-
-    fn refresh(&mut self) {
-        self.sys.refresh_cpu_usage();
-        self.sys.refresh_processes_specifics(
-            ProcessesToUpdate::Some(&[self.pid]),
-            false,
-            ProcessRefreshKind::nothing().with_cpu(),
+        let mut sys = System::new_with_specifics(
+            RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing().with_cpu_usage()),
         );
+        sys.refresh_cpu_usage();
+        LoadSampler {
+            sys,
+            last: (Instant::now(), own_cpu_time()),
+        }
     }
 
     /// The load at `t_secs` into the epoch.
     pub fn sample(&mut self, t_secs: f64) -> Load {
-        self.refresh();
-        let own = self.sys.process(self.pid).map_or(0.0, |p| p.cpu_usage());
+        self.sys.refresh_cpu_usage();
+        let now = (Instant::now(), own_cpu_time());
+        let wall = now.0.duration_since(self.last.0).as_secs_f64();
+        let own_cpus = if wall > 0.0 {
+            now.1.saturating_sub(self.last.1).as_secs_f64() / wall
+        } else {
+            0.0
+        };
+        self.last = now;
         Load {
             t_secs,
             load1: System::load_average().one,
-            others_cpu_busy: others_share(self.sys.global_cpu_usage(), own, self.sys.cpus().len()),
+            others_cpu_busy: others_share(
+                self.sys.global_cpu_usage(),
+                own_cpus,
+                self.sys.cpus().len(),
+            ),
         }
     }
 }
 
+/// CPU time this process has used, all threads.
+fn own_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec, which `ts` is.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// The share of `cpus` CPUs busy with other processes, from the system's busy
-/// percentage (of all CPUs) and this process's (of one CPU, as `top` shows
-/// it); clamped, as the two readings are a few ticks apart.
-fn others_share(system_pct: f32, own_pct: f32, cpus: usize) -> f64 {
+/// percentage (of all CPUs) and the CPUs this process kept busy (1.5 = one
+/// and a half); clamped, as the two readings are a few ticks apart.
+fn others_share(system_pct: f32, own_cpus: f64, cpus: usize) -> f64 {
     let system = f64::from(system_pct) / 100.0;
-    let own = f64::from(own_pct) / 100.0 / cpus.max(1) as f64;
+    let own = own_cpus / cpus.max(1) as f64;
     (system - own).clamp(0.0, 1.0)
 }
 
@@ -280,9 +298,9 @@ mod tests {
     #[test]
     fn others_share_leaves_our_own_cpu_out() {
         // 2 CPUs 75% busy, soakd on one full CPU: others use a quarter.
-        assert_eq!(others_share(75.0, 100.0, 2), 0.25);
-        assert_eq!(others_share(50.0, 100.0, 2), 0.0);
-        assert_eq!(others_share(60.0, 130.0, 2), 0.0, "clamped at 0");
+        assert_eq!(others_share(75.0, 1.0, 2), 0.25);
+        assert_eq!(others_share(50.0, 1.0, 2), 0.0);
+        assert_eq!(others_share(60.0, 1.3, 2), 0.0, "clamped at 0");
         assert_eq!(others_share(100.0, 0.0, 4), 1.0);
         assert_eq!(
             others_share(10.0, 0.0, 0),
