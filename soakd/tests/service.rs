@@ -8,6 +8,7 @@ mod common;
 
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -73,23 +74,33 @@ fn assert_nothing_more(socket: &UnixDatagram) {
     }
 }
 
+/// Starts `soakd run --config <config> --out <dir>/out <extra>` with
+/// `NOTIFY_SOCKET=<notify_socket>`.
+fn run_notifying(config: &Path, dir: &Path, extra: &[&str], notify_socket: &str) -> Daemon {
+    let out = dir.join("out");
+    let mut args = vec![
+        "run",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    Daemon::spawn_with_env(&args, &[("NOTIFY_SOCKET", notify_socket)])
+}
+
+fn assert_exits_0(d: &mut Daemon, limit: Duration) {
+    let status = d.wait_exit(limit).expect("soakd exits");
+    assert!(status.success(), "{}", d.log());
+}
+
 #[test]
 fn ready_when_serving_then_stopping_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&path).unwrap();
-    let out = dir.path().join("out");
     let ci = common::config_dir().join("ci.toml");
-    let mut d = Daemon::spawn_with_env(
-        &[
-            "run",
-            "--config",
-            ci.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[("NOTIFY_SOCKET", path.to_str().unwrap())],
-    );
+    let mut d = run_notifying(&ci, dir.path(), &[], path.to_str().unwrap());
     assert_eq!(next_message(&socket), "READY=1", "{}", d.log());
     // Ready means serving, with the first epoch running.
     let addr = d.wait_started();
@@ -103,10 +114,7 @@ fn ready_when_serving_then_stopping_on_sigterm() {
     );
     d.signal(libc::SIGTERM);
     assert_eq!(next_message(&socket), "STOPPING=1", "{}", d.log());
-    let status = d
-        .wait_exit(Duration::from_secs(5))
-        .expect("exits after SIGTERM");
-    assert!(status.success(), "{}", d.log());
+    assert_exits_0(&mut d, Duration::from_secs(5));
     assert_nothing_more(&socket);
 }
 
@@ -114,27 +122,12 @@ fn ready_when_serving_then_stopping_on_sigterm() {
 fn an_abstract_socket_hears_ready_then_stopping_at_the_epoch_limit() {
     let dir = tempfile::tempdir().unwrap();
     let name = format!("soakd-service-test-{}", std::process::id());
-    let socket =
-        UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+    let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let socket = UnixDatagram::bind_addr(&addr).unwrap();
     let cfg = write_config(dir.path(), "fast.toml", FAST_EPOCHS);
-    let out = dir.path().join("out");
-    let mut d = Daemon::spawn_with_env(
-        &[
-            "run",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--epochs",
-            "1",
-        ],
-        &[("NOTIFY_SOCKET", &format!("@{name}"))],
-    );
+    let mut d = run_notifying(&cfg, dir.path(), &["--epochs", "1"], &format!("@{name}"));
     assert_eq!(next_message(&socket), "READY=1", "{}", d.log());
     assert_eq!(next_message(&socket), "STOPPING=1", "{}", d.log());
-    let status = d
-        .wait_exit(Duration::from_secs(10))
-        .expect("exits after one epoch");
-    assert!(status.success(), "{}", d.log());
+    assert_exits_0(&mut d, Duration::from_secs(10));
     assert_nothing_more(&socket);
 }
