@@ -3,16 +3,16 @@
 //! was per sample, so that a noisy epoch can be told from a slow allocator.
 //!
 //! "Others' CPU" is the share of all logical CPUs busy with anything but
-//! soakd: the system's busy share minus soakd's own, both over the same
-//! interval of `/proc/stat` ticks. The 1-minute load average counts soakd's
-//! own runnable threads too, so it is shown beside it, not instead.
+//! soakd: the system's busy share (`/proc/stat`, through sysinfo) minus
+//! soakd's own (its CPU time over the same interval). The 1-minute load
+//! average counts soakd's own runnable threads too, so it is shown beside
+//! it, not instead.
 
 use std::ffi::CStr;
 use std::fmt::Write as _;
-
-use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
 use crate::config::Backend;
