@@ -140,7 +140,7 @@ args+=("${extra[@]}")
 	echo "soakd: $soakd"
 	echo "command: $soakd ${args[*]}"
 	echo "commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (dirty)')"
-	echo "host: $(uname -n) $(uname -sr), $(nproc) CPUs"
+	"$soakd" host # the machine lines: host, os, cpu, memory, build, malloc, load
 	echo "started: $(date -Iseconds)"
 } >"$dir/run.txt"
 

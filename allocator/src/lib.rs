@@ -60,6 +60,19 @@ pub use init::print_summary as print_stats;
 pub use options::{options, set_options, set_profile, Options, Profile};
 pub use stats::{stats, PathCounters, Stats};
 
+/// This crate's version, for programs that report what they were built with.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The cargo features this build of hakmem has on, in a fixed order
+/// (`fast` drops the integrity checks, `observe` adds per-path counters):
+/// two builds of one version measure differently, so reports name them.
+pub const FEATURES: &[&str] = &[
+    #[cfg(feature = "fast")]
+    "fast",
+    #[cfg(feature = "observe")]
+    "observe",
+];
+
 /// Where hakmem's memory is, for `mallinfo2` (a walk over hakmem's
 /// superslabs: cheap, but not for every operation).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

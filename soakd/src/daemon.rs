@@ -15,8 +15,10 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::host::Machine;
 use crate::http;
 use crate::metrics::Metrics;
+use crate::notify;
 use crate::results::{Results, Tail};
 use crate::rss::RssReader;
 use crate::runner::{Ended, Runner};
@@ -70,6 +72,11 @@ pub fn run(cfg: Config, max_epochs: Option<u64>) -> Result<(), Error> {
             .map_err(|source| Error::Listen { addr, source })?;
         // Handlers go in before the start line, which tests wait for.
         let shutdown = shutdown_signals().map_err(Error::Signals)?;
+        let shutdown = async {
+            let name = shutdown.await;
+            notify::send(notify::STOPPING);
+            name
+        };
         let workload = Arc::new(workload::start(&cfg));
         let weak = Arc::downgrade(&workload);
         let first_epoch = existing.next_epoch();
@@ -87,6 +94,8 @@ pub fn run(cfg: Config, max_epochs: Option<u64>) -> Result<(), Error> {
             cfg.history,
             results.path().to_path_buf(),
         ));
+        let machine = Machine::read(cfg.backend);
+        state.metrics.host(&machine);
         tokio::spawn({
             let state = Arc::clone(&state);
             async move {
@@ -106,6 +115,11 @@ pub fn run(cfg: Config, max_epochs: Option<u64>) -> Result<(), Error> {
             warmup_secs = cfg.epoch.warmup_secs,
             threads = cfg.workload.threads,
             first_epoch,
+            host = %machine.host_name,
+            cpu = %machine.cpu_model,
+            cores = machine.logical_cores,
+            kernel = %machine.kernel,
+            version = %crate::version::long(),
             "soakd running: metrics at http://{addr}/metrics, results in {}",
             results.path().display()
         );
@@ -119,7 +133,10 @@ pub fn run(cfg: Config, max_epochs: Option<u64>) -> Result<(), Error> {
             max_epochs,
         };
         match runner.run(shutdown).await? {
-            Ended::EpochLimit => info!("ran the requested epochs; exiting"),
+            Ended::EpochLimit => {
+                notify::send(notify::STOPPING);
+                info!("ran the requested epochs; exiting")
+            }
             Ended::Signal(name) => info!("{name}: stopped; exiting"),
         }
         Ok(())

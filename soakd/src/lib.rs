@@ -11,15 +11,18 @@ pub mod config;
 pub mod daemon;
 pub mod epoch;
 pub mod error;
+pub mod host;
 pub mod http;
 pub mod logging;
 pub mod memory;
 pub mod metrics;
+pub mod notify;
 pub mod report;
 pub mod results;
 pub mod rss;
 pub mod runner;
 pub mod state;
+pub mod version;
 pub mod workload;
 
 pub use error::Error;

@@ -4,22 +4,18 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use soakd::config::{self, Overrides};
 use soakd::error::{Error, EXIT_CONFIG};
 use soakd::logging::{self, LogFormat};
-use soakd::{daemon, report};
+use soakd::{daemon, host, report, version};
 
 #[global_allocator]
 static GLOBAL: hakmem::Hakmem = hakmem::Hakmem;
 
 #[derive(Parser)]
-#[command(
-    name = "soakd",
-    version,
-    about = "Soak daemon for the hakmem allocator"
-)]
+#[command(name = "soakd", about = "Soak daemon for the hakmem allocator")]
 struct Cli {
     /// Log line format on stderr (level from SOAKD_LOG, default info).
     #[arg(long, value_enum, default_value = "text", global = true)]
@@ -57,10 +53,14 @@ enum Command {
         #[arg(long)]
         html: Option<PathBuf>,
     },
+    /// Print this machine and build (the lines a result records), and the load.
+    Host,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The version names hakmem's features, known only at run time.
+    let matches = Cli::command().version(version::long()).get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Err(e) = logging::init(cli.log_format) {
         eprintln!("soakd: {e}");
         return ExitCode::from(EXIT_CONFIG);
@@ -109,5 +109,9 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(e),
         },
+        Command::Host => {
+            print!("{}", host::now());
+            ExitCode::SUCCESS
+        }
     }
 }

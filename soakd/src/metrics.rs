@@ -46,6 +46,8 @@ use prometheus::{
 };
 
 use crate::epoch::Figures;
+use crate::host::{Load, Machine};
+use crate::version;
 
 /// A metric's Prometheus type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -272,8 +274,24 @@ metrics! {
         },
         build_info: IntGaugeVec {
             name: "soakd_build_info",
-            labels: ["version", "allocator"],
-            help: "soakd's version and workload allocator; always 1.",
+            labels: ["version", "allocator", "hakmem_version", "hakmem_features"],
+            help: "soakd's version, workload allocator, hakmem's version and features; always 1.",
+        },
+        // Machine context (host.rs).
+        host_info: IntGaugeVec {
+            name: "soakd_host_info",
+            labels: ["host_name", "os", "kernel", "cpu_model", "logical_cores", "physical_cores"],
+            help: "The machine soakd runs on; always 1.",
+        },
+        host_load1: Gauge {
+            name: "soakd_host_load1",
+            help: "1-minute load average at the last sample.",
+            starts_nan: true,
+        },
+        host_others_cpu: Gauge {
+            name: "soakd_host_others_cpu_busy_ratio",
+            help: "Share of all CPUs busy with other processes than soakd over the last sample interval.",
+            starts_nan: true,
         },
     }
     scraped {
@@ -370,7 +388,12 @@ impl Metrics {
         }
         pushed
             .build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION"), allocator])
+            .with_label_values(&[
+                version::SOAKD,
+                allocator,
+                hakmem::VERSION,
+                &version::hakmem_features(),
+            ])
             .set(1);
         Metrics {
             registry,
@@ -385,6 +408,21 @@ impl Metrics {
     pub fn sample(&self, ops_per_sec: f64, rss_bytes: u64) {
         self.pushed.throughput.set(ops_per_sec);
         self.pushed.rss.set(clamp_i64(rss_bytes));
+    }
+
+    /// The machine soakd runs on, read at start.
+    pub fn host(&self, m: &Machine) {
+        let labels = m.info_labels();
+        self.pushed
+            .host_info
+            .with_label_values(&labels.each_ref().map(String::as_str))
+            .set(1);
+    }
+
+    /// The machine's load at a sample.
+    pub fn load(&self, l: &Load) {
+        self.pushed.host_load1.set(l.load1);
+        self.pushed.host_others_cpu.set(l.others_cpu_busy);
     }
 
     /// Epoch `index` started.
@@ -551,6 +589,7 @@ mod tests {
     #[test]
     fn the_exposition_is_the_table() {
         let m = Metrics::new("ci", "hakmem", Box::new(|| Some(OpCounts::default())));
+        m.host(&Machine::read(crate::config::Backend::Hakmem));
         m.epoch_started(1);
         m.epoch_completed(&epoch::figures(
             &steady_samples(3),
@@ -634,6 +673,34 @@ mod tests {
         m.results_write_failed();
         m.results_write_failed();
         assert_eq!(value_of(&m.encode(), &write_errors), Some("2"));
+        let features = format!("hakmem_features=\"{}\"", version::hakmem_features());
+        let line = text.lines().find(|l| l.starts_with(&info)).unwrap();
+        assert!(line.contains(&features), "{line}");
+        m.load(&Load {
+            t_secs: 1.0,
+            load1: 2.5,
+            others_cpu_busy: 0.125,
+        });
+        let text = m.encode();
+        let load1 = series(&metric::host_load1, "");
+        assert_eq!(value_of(&text, &load1), Some("2.5"));
+        let others = series(&metric::host_others_cpu, "");
+        assert_eq!(value_of(&text, &others), Some("0.125"));
+        let host = Machine {
+            host_name: "box-1".into(),
+            physical_cores: None,
+            ..Machine::default()
+        };
+        m.host(&host);
+        let text = m.encode();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(metric::host_info.name))
+            .unwrap();
+        assert!(
+            line.contains("host_name=\"box-1\"") && line.contains("physical_cores=\"unknown\""),
+            "{line}"
+        );
         for s in ["mmap", "munmap", "madvise", "mremap"] {
             let syscall = series(&metric::syscalls, &format!("syscall=\"{s}\""));
             assert!(text.contains(&syscall), "{syscall}");

@@ -1,18 +1,22 @@
 //! `soakd report`: a table of epochs, and optionally one self-contained HTML
 //! page with inline SVG plots (nothing fetched from the network, so it can be
-//! attached to a ticket or opened offline).
+//! attached to a ticket or opened offline). Both start with the machine
+//! context and show the machine's load beside the throughput.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::epoch::Verdict;
+use crate::epoch::{mean, Sample, Verdict};
 use crate::error::Error;
+use crate::host::Load;
 use crate::results::{self, EpochRecord};
 
 /// Prints the table of `file`'s epochs and writes the HTML page if asked.
 pub fn run(file: &Path, html_out: Option<&Path>) -> Result<String, Error> {
     let existing = results::read(file)?;
-    let mut out = table(&existing.records);
+    let mut out = machines(&existing.records);
+    out.push_str(&table(&existing.records));
+    out.push_str(&load_lines(&existing.records));
     for (line, err) in &existing.bad_lines {
         let _ = writeln!(out, "warning: line {line} skipped: {err}");
     }
@@ -151,6 +155,67 @@ pub fn table(records: &[EpochRecord]) -> String {
     out
 }
 
+/// "epoch 3" or "epochs 3-7".
+fn epoch_span(first: u64, last: u64) -> String {
+    if first == last {
+        format!("epoch {first}")
+    } else {
+        format!("epochs {first}-{last}")
+    }
+}
+
+/// The machine context per run of consecutive epochs on one machine and
+/// build; empty when no record carries one (files from older soakd).
+pub fn machines(records: &[EpochRecord]) -> String {
+    let mut out = String::new();
+    if records.iter().all(|r| r.machine.is_none()) {
+        return out;
+    }
+    let mut i = 0;
+    while i < records.len() {
+        let id = records[i].machine.as_ref().map(|m| m.identity());
+        let run = records[i..]
+            .iter()
+            .take_while(|r| r.machine.as_ref().map(|m| m.identity()) == id)
+            .count();
+        let span = epoch_span(records[i].epoch, records[i + run - 1].epoch);
+        match &records[i].machine {
+            Some(m) => {
+                let _ = writeln!(out, "machine, {span}:");
+                for line in m.describe().lines() {
+                    let _ = writeln!(out, "  {line}");
+                }
+            }
+            None => {
+                let _ = writeln!(out, "machine, {span}: not recorded");
+            }
+        }
+        i += run;
+    }
+    out
+}
+
+/// Per epoch with load readings: the 1-minute load average and the other
+/// processes' CPU share, mean and max.
+pub fn load_lines(records: &[EpochRecord]) -> String {
+    let mut out = String::new();
+    for r in records.iter().filter(|r| !r.load.is_empty()) {
+        let load1: Vec<f64> = r.load.iter().map(|l| l.load1).collect();
+        let others: Vec<f64> = r.load.iter().map(|l| l.others_cpu_busy).collect();
+        let max = |xs: &[f64]| xs.iter().copied().fold(f64::MIN, f64::max);
+        let _ = writeln!(
+            out,
+            "load, epoch {}: load1 {} mean, {:.2} max; other processes' CPU {} mean, {} max",
+            r.epoch,
+            opt(mean(&load1), |v| format!("{v:.2}")),
+            max(&load1),
+            opt(mean(&others), pct),
+            pct(max(&others))
+        );
+    }
+    out
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -166,12 +231,22 @@ fn verdict_colour(r: &EpochRecord) -> &'static str {
     }
 }
 
+/// A series of an epoch's samples, as (seconds into the epoch, value).
+fn of_samples(value: impl Fn(&Sample) -> f64) -> impl Fn(&EpochRecord) -> Vec<(f64, f64)> {
+    move |r| r.samples.iter().map(|s| (s.t_secs, value(s))).collect()
+}
+
+/// A series of an epoch's load readings.
+fn of_load(value: impl Fn(&Load) -> f64) -> impl Fn(&EpochRecord) -> Vec<(f64, f64)> {
+    move |r| r.load.iter().map(|l| (l.t_secs, value(l))).collect()
+}
+
 /// One line chart: a polyline per epoch over shaded epoch spans.
 fn chart(
     title: &str,
     records: &[EpochRecord],
     t0: f64,
-    value: impl Fn(&crate::epoch::Sample) -> f64,
+    series: impl Fn(&EpochRecord) -> Vec<(f64, f64)>,
     fmt: impl Fn(f64) -> String,
 ) -> String {
     const W: f64 = 900.0;
@@ -183,9 +258,9 @@ fn chart(
     let points: Vec<Vec<(f64, f64)>> = records
         .iter()
         .map(|r| {
-            r.samples
-                .iter()
-                .map(|s| (r.started_unix_secs - t0 + s.t_secs, value(s)))
+            series(r)
+                .into_iter()
+                .map(|(t, v)| (r.started_unix_secs - t0 + t, v))
                 .collect()
         })
         .collect();
@@ -294,6 +369,10 @@ pub fn html(source: &str, records: &[EpochRecord]) -> String {
         );
     }
     s.push_str(".</p>");
+    let context = machines(records);
+    if !context.is_empty() {
+        let _ = write!(s, "<h2>Machine</h2><pre>{}</pre>", escape(&context));
+    }
     if records.is_empty() {
         s.push_str("<p>No epochs recorded.</p></body></html>\n");
         return s;
@@ -302,14 +381,29 @@ pub fn html(source: &str, records: &[EpochRecord]) -> String {
         "Throughput (ops/s)",
         records,
         t0,
-        |x| x.ops_per_sec,
+        of_samples(|x| x.ops_per_sec),
         si,
+    ));
+    // The machine's load right under the throughput, on the same time axis.
+    s.push_str(&chart(
+        "Load average (1 min)",
+        records,
+        t0,
+        of_load(|l| l.load1),
+        |v| format!("{v:.2}"),
+    ));
+    s.push_str(&chart(
+        "Other processes' CPU (share of all CPUs)",
+        records,
+        t0,
+        of_load(|l| l.others_cpu_busy),
+        pct,
     ));
     s.push_str(&chart(
         "RSS (bytes)",
         records,
         t0,
-        |x| x.rss_bytes as f64,
+        of_samples(|x| x.rss_bytes as f64),
         |v| format!("{:.1} MiB", v / (1 << 20) as f64),
     ));
     s.push_str("<p>Shading: green, the epoch passed every check; red, it failed one; grey, not judged or interrupted.</p><table><tr>");
@@ -358,6 +452,48 @@ mod tests {
     }
 
     #[test]
+    fn machine_context_per_run_of_epochs_and_load_per_epoch() {
+        let mut other = record(3, true);
+        if let Some(m) = other.machine.as_mut() {
+            m.kernel = "6.2".into();
+        }
+        let mut freer = record(2, true);
+        if let Some(m) = freer.machine.as_mut() {
+            m.memory_available_bytes = 1 << 30;
+        }
+        let mut older = record(4, true);
+        (older.machine, older.load) = (None, Vec::new());
+        let text = machines(&[record(1, true), freer, other, older.clone()]);
+        let heads: Vec<&str> = text.lines().filter(|l| !l.starts_with(' ')).collect();
+        assert_eq!(
+            heads,
+            [
+                "machine, epochs 1-2:",
+                "machine, epoch 3:",
+                "machine, epoch 4: not recorded"
+            ],
+            "{text}"
+        );
+        assert!(text.contains("  host:    test-host\n"), "{text}");
+        assert!(text.contains("kernel 6.2"), "{text}");
+        assert_eq!(
+            machines(&[older.clone()]),
+            "",
+            "nothing recorded, nothing said"
+        );
+
+        let mut busy = record(5, true);
+        busy.load[1].load1 = 4.0;
+        busy.load[1].others_cpu_busy = 0.75;
+        let lines = load_lines(&[older, busy]);
+        // Five readings: load1 1.5 x4 and 4.0; others 0.25 x4 and 0.75.
+        assert_eq!(
+            lines,
+            "load, epoch 5: load1 2.00 mean, 4.00 max; other processes' CPU 35.00% mean, 75.00% max\n"
+        );
+    }
+
+    #[test]
     fn formats_by_hand() {
         assert_eq!(si(12_345_678.0), "12.35M");
         assert_eq!(si(950.0), "950.0");
@@ -368,17 +504,21 @@ mod tests {
     }
 
     #[test]
-    fn html_is_self_contained_with_both_plots() {
+    fn html_is_self_contained_with_every_plot() {
         let mut r2 = record(2, true);
         r2.profile = "<script>".into();
         let page = html("x/epochs.jsonl", &[record(1, true), r2, record(3, false)]);
-        assert_eq!(page.matches("<svg").count(), 2);
-        assert!(page.contains("Throughput") && page.contains("RSS"));
+        assert_eq!(page.matches("<svg").count(), 4);
+        for title in ["Throughput", "Load average", "Other processes", "RSS"] {
+            assert!(page.contains(title), "no {title} plot");
+        }
         assert_eq!(
             page.matches("<polyline").count(),
-            6,
+            12,
             "one line per epoch per plot"
         );
+        assert!(page.contains("<h2>Machine</h2><pre>machine, epochs 1-3:"));
+        assert!(page.contains("Test CPU (2 logical"));
         assert!(page.contains("<td class=\"pass\">PASS</td>"));
         for banned in ["http://", "https://", "<script", "<link", "src=", "url("] {
             assert!(!page.contains(banned), "page contains {banned}");
@@ -394,6 +534,11 @@ mod tests {
         let out = dir.path().join("r.html");
         let text = run(dir.path(), Some(&out)).unwrap();
         assert!(text.contains("1 of 1 epochs passed"), "{text}");
+        assert!(
+            text.starts_with("machine, epoch 1:\n  host:    test-host"),
+            "{text}"
+        );
+        assert!(text.contains("load, epoch 1: load1 1.50 mean"), "{text}");
         assert!(std::fs::read_to_string(&out).unwrap().contains("<svg"));
         assert!(run(&dir.path().join("missing"), None).is_err());
     }

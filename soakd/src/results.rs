@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::epoch::{Figures, Sample, Thresholds};
 use crate::error::{Error, OutputStep};
+use crate::host::{Load, Machine};
 
 /// Operations in an epoch, by kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,6 +62,12 @@ pub struct EpochRecord {
     pub figures: Figures,
     pub thresholds: Thresholds,
     pub samples: Vec<Sample>,
+    /// The machine and build at the epoch's start (absent in older records).
+    #[serde(default)]
+    pub machine: Option<Machine>,
+    /// The machine's load at each sample (empty in older records).
+    #[serde(default)]
+    pub load: Vec<Load>,
 }
 
 /// A parsed results file.
@@ -339,7 +346,21 @@ pub(crate) mod tests {
             syscalls: Some(12),
             figures: epoch::figures(&samples, Some(12), 10_150_000, &t),
             thresholds: t,
+            load: samples
+                .iter()
+                .map(|s| Load {
+                    t_secs: s.t_secs,
+                    load1: 1.5,
+                    others_cpu_busy: 0.25,
+                })
+                .collect(),
             samples,
+            machine: Some(Machine {
+                host_name: "test-host".into(),
+                cpu_model: "Test CPU".into(),
+                logical_cores: 2,
+                ..Machine::default()
+            }),
         }
     }
 
@@ -462,6 +483,18 @@ pub(crate) mod tests {
         let err = err.to_string();
         assert!(err.contains("cannot create"), "{err}");
         assert!(err.contains("plain-file/out"), "{err}");
+    }
+
+    #[test]
+    fn records_without_machine_context_still_parse() {
+        let mut v = serde_json::to_value(record(3, true)).unwrap();
+        let obj = v.as_object_mut().unwrap();
+        obj.remove("machine").unwrap();
+        obj.remove("load").unwrap();
+        let old: EpochRecord = serde_json::from_value(v).unwrap();
+        assert_eq!(old.machine, None);
+        assert!(old.load.is_empty());
+        assert_eq!(old.samples, record(3, true).samples);
     }
 
     #[test]

@@ -24,6 +24,8 @@ use tracing::{error, info, warn};
 use crate::config::{Backend, Config};
 use crate::epoch::{self, Sample};
 use crate::error::Error;
+use crate::host::{LoadSampler, Machine};
+use crate::notify;
 use crate::results::{EpochRecord, Ops, Results};
 use crate::rss::RssReader;
 use crate::state::AppState;
@@ -66,11 +68,17 @@ impl Runner {
         let mut shutdown = std::pin::pin!(shutdown);
         let mut epoch_start = Instant::now();
         let mut last = (epoch_start, self.workload.ops());
+        let mut load_sampler = LoadSampler::start();
         for index in self.first_epoch.. {
             self.state.metrics.epoch_started(index);
+            if index == self.first_epoch {
+                notify::send(notify::READY);
+            }
+            let machine = Machine::read(self.cfg.backend);
             let started_unix = unix_now();
             let (ops_at_start, sys_at_start) = (last.1, syscalls(self.cfg.backend));
             let mut samples = Vec::new();
+            let mut load = Vec::new();
             let mut signal = None;
             let mut k: u32 = 1;
             loop {
@@ -85,6 +93,9 @@ impl Runner {
                 }
                 let s = self.take_sample(&mut last, epoch_start, offset)?;
                 self.state.metrics.sample(s.ops_per_sec, s.rss_bytes);
+                let l = load_sampler.sample(s.t_secs);
+                self.state.metrics.load(&l);
+                load.push(l);
                 samples.push(s);
                 self.state.metrics.current(
                     epoch::steady_cv(&samples),
@@ -145,6 +156,8 @@ impl Runner {
                 figures: epoch::figures(&samples, syscalls, ops.total(), &self.cfg.thresholds),
                 thresholds: self.cfg.thresholds,
                 samples,
+                machine: Some(machine),
+                load,
             };
             // Counted and logged inside; a failure leaves the epoch queued.
             let _ = self.write(Some(&record));
@@ -342,6 +355,11 @@ mod tests {
             let sampled: u64 = r.samples.iter().map(|s| s.ops).sum();
             assert_eq!(sampled, r.ops.alloc + r.ops.free, "samples cover the epoch");
             assert!(r.syscalls.is_some() && r.figures.cv == Some(0.0));
+            let load_times: Vec<f64> = r.load.iter().map(|l| l.t_secs).collect();
+            let sample_times: Vec<f64> = r.samples.iter().map(|s| s.t_secs).collect();
+            assert_eq!(load_times, sample_times, "one load reading per sample");
+            let m = r.machine.as_ref().expect("machine context");
+            assert!(m.logical_cores > 0 && !m.kernel.is_empty(), "{m:?}");
         }
         assert_eq!(state.epoch_count(), 2);
         let completed = format!("{}{{profile=\"default\"}} 2", metric::epochs_completed.name);

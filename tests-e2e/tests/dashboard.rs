@@ -173,6 +173,8 @@ fn panels_cover_what_operators_need() {
         metric::superslabs,
         metric::process_cpu_seconds,
         metric::process_open_fds,
+        metric::host_load1,
+        metric::host_others_cpu,
     ] {
         assert!(shown.contains(m.name), "no panel shows {}", m.name);
     }

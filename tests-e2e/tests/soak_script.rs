@@ -72,4 +72,16 @@ fn soak_writes_a_dated_folder_and_a_summary() {
     for f in ["run.txt", "soakd.log", "profile.toml", "report.html"] {
         assert!(folders[0].join(f).is_file(), "{f} in the results folder");
     }
+    // The machine lines come from soakd, in the run notes and the summary.
+    let run = std::fs::read_to_string(folders[0].join("run.txt")).unwrap();
+    for key in ["host:", "os:", "cpu:", "memory:", "build:", "load:"] {
+        assert!(
+            run.lines().any(|l| l.starts_with(key)),
+            "no {key} in run.txt:\n{run}"
+        );
+    }
+    assert!(
+        summary.starts_with("machine, epoch 1:\n"),
+        "summary: {summary}"
+    );
 }

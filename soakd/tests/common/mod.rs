@@ -58,7 +58,13 @@ impl Daemon {
 
     /// Starts `soakd --log-format json <args>`.
     pub fn spawn(args: &[&str]) -> Daemon {
+        Daemon::spawn_with_env(args, &[])
+    }
+
+    /// Starts `soakd --log-format json <args>` with extra environment variables.
+    pub fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(SOAKD)
+            .envs(env.iter().copied())
             .arg("--log-format")
             .arg("json")
             .args(args)
