@@ -662,7 +662,7 @@ mod tests {
             // Every offset of a 512 KiB slab, and some before its start.
             for off in -(1i64 << 12)..(1i64 << 19) {
                 let q = exact_quotient(off as u64, inv, shift);
-                if off >= 0 && off as u64 % size == 0 {
+                if off >= 0 && (off as u64).is_multiple_of(size) {
                     assert_eq!(q, off as u64 / size, "size {size} offset {off}");
                 } else {
                     assert!(q >= 1 << 32, "size {size} offset {off}: {q}");
