@@ -717,7 +717,7 @@ unsafe fn carve(s: *mut Slab, zero: bool) -> Option<Fresh> {
     (*s).used.store(used(s) + 1, Ordering::Relaxed);
     if zero && first >= (*s).dirty {
         // Hand out one untouched block: its pages read as zero.
-        (*s).set_carve(first.add(bs));
+        (*s).carve.store(first.add(bs), Ordering::Relaxed);
         (*s).dirty = first.add(bs);
         return Some(Fresh(first, false));
     }
@@ -732,7 +732,7 @@ unsafe fn carve(s: *mut Slab, zero: bool) -> Option<Fresh> {
         head = q.cast();
     }
     (*s).free = head;
-    (*s).set_carve(end);
+    (*s).carve.store(end, Ordering::Relaxed);
     (*first.cast::<Block>()).mark_used();
     let dirty = first < (*s).dirty;
     (*s).dirty = (*s).dirty.max(end);

@@ -173,20 +173,6 @@ pub mod raw {
         alloc_other(size, align, false)
     }
 
-    /// Allocates `size` bytes with C `malloc`'s alignment (16, or 8 below 16
-    /// bytes), which every class block has: one size lookup decides. Null if
-    /// impossible.
-    ///
-    /// # Safety
-    /// None beyond `alloc`'s; unsafe for symmetry with it.
-    #[inline(always)]
-    pub unsafe fn malloc(size: usize) -> *mut u8 {
-        match class_for(size) {
-            Some(c) => heap::alloc(c),
-            None => alloc_other(size, 16, false),
-        }
-    }
-
     /// Like [`alloc`], but the memory is zeroed (without a memset on fresh pages).
     ///
     /// # Safety

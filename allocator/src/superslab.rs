@@ -29,7 +29,7 @@ use crate::segmap::{self, Chunk, CHUNK};
 use crate::size_class::{is_medium, CLASS_SIZE};
 use crate::{arena, large, list, os, release, stats};
 use core::ptr::{self, null_mut};
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering::Relaxed};
 
 pub(crate) const SUPERSLAB: usize = CHUNK;
 const MAX_SLABS: usize = 32;
@@ -96,12 +96,8 @@ pub(crate) struct Slab {
     /// The owning heap; null while in the pool. Read by other threads' frees.
     pub(crate) owner: AtomicPtr<Heap>,
     pub(crate) start: *mut u8,
-    /// Blocks carved so far (`carve` as a count, for the checks).
-    carved: AtomicU64,
-    /// `block_size` is `odd << div_shift`; `div_inv` is `odd`'s inverse
-    /// modulo 2^64, for the exact-division test of the checks.
-    div_inv: u64,
-    div_shift: u8,
+    /// Multiplier for exact division of offsets by `block_size` (checks).
+    div_magic: u64,
     pub(crate) state: u8,
     pub(crate) class: u8,
     pub(crate) kind: Kind,
@@ -162,9 +158,7 @@ pub(crate) static EMPTY_SLAB: EmptySlab = EmptySlab(Slab {
     start: null_mut(),
     next: null_mut(),
     prev: null_mut(),
-    carved: AtomicU64::new(0),
-    div_inv: 0,
-    div_shift: 0,
+    div_magic: 0,
     state: state::CURRENT,
     class: 0,
     kind: Kind::Small,
@@ -196,61 +190,32 @@ impl Slab {
         self.used.store(0, Relaxed);
         self.block_size = bs as u32;
         self.class = class as u8;
-        self.set_carve(self.start);
+        self.carve.store(self.start, Relaxed);
         self.rfree = null_mut();
         self.rcount = 0;
         self.carve_end = self.start.wrapping_add(slab_len / bs * bs);
-        self.div_shift = bs.trailing_zeros() as u8;
-        self.div_inv = inverse((bs >> self.div_shift) as u64);
+        self.div_magic = (1u64 << 40).div_ceil(bs as u64);
         self.next = null_mut();
         self.prev = null_mut();
         self.owner.store(owner, Relaxed);
     }
 
-    /// Sets the carving mark (the owner, or a slab in the pool).
-    pub(crate) fn set_carve(&self, to: *mut u8) {
-        self.carve.store(to, Relaxed);
-        let n = (to as usize - self.start as usize) / self.block_size.max(1) as usize;
-        self.carved.store(n as u64, Relaxed);
-    }
-
-    /// Validates that `p` is a block this slab handed out (default build):
-    /// one test for both "a block start" and "carved already".
+    /// Validates that `p` is a block this slab handed out (default build).
     ///
-    /// With `offset = p - start` and `size = odd << t`, `ror(offset * odd^-1,
-    /// t)` is `offset / size` when `size` divides `offset` and at least 2^32
-    /// otherwise (set low bits rotate to the top; for an odd part that does
-    /// not divide, the product modulo 2^(64-t) exceeds 2^(64-t) / odd, as in
-    /// Granlund and Montgomery's divisibility test), also for `p < start`. So
-    /// it is below `carved` exactly for the carved blocks. A slab in the pool
-    /// (and the header slab) has nothing carved, so every pointer into it
-    /// fails.
+    /// A slab in the pool has `carve == start`, so every pointer into it (and
+    /// into the header slab) fails the first test. The second is an exact
+    /// divisibility test: with `m = ceil(2^40 / size)`, the low 40 bits of
+    /// `offset * m` stay below 2^20 for multiples of `size` and reach at least
+    /// 2^24 for any other offset below 2^19.
     #[inline(always)]
     pub(crate) fn check_block(&self, p: *const u8) {
         let off = (p as usize).wrapping_sub(self.start as usize) as u64;
-        if exact_quotient(off, self.div_inv, self.div_shift) >= self.carved.load(Relaxed) {
+        if p >= self.carve.load(Relaxed) as *const u8
+            || (off.wrapping_mul(self.div_magic) & ((1 << 40) - 1)) >= 1 << 20
+        {
             crate::check::fatal("free(): invalid pointer or double free", p);
         }
     }
-}
-
-/// `off / size` if `size = odd << shift` divides `off`, else at least 2^32
-/// (see `check_block`); `inv` is `inverse(odd)`.
-#[inline(always)]
-fn exact_quotient(off: u64, inv: u64, shift: u8) -> u64 {
-    off.wrapping_mul(inv).rotate_right(shift as u32)
-}
-
-/// The inverse of odd `x` modulo 2^64 (Newton's iteration: each step doubles
-/// the correct low bits, from 3 for `x` itself).
-const fn inverse(x: u64) -> u64 {
-    let mut y = x;
-    let mut i = 0;
-    while i < 5 {
-        y = y.wrapping_mul(2u64.wrapping_sub(x.wrapping_mul(y)));
-        i += 1;
-    }
-    y
 }
 
 /// The slab holding `p`, which lies in a superslab whose chunk map entry is `chunk`.
@@ -405,9 +370,7 @@ unsafe fn format(ss: *mut SuperSlab, kind: Kind, pristine: bool) {
                 start,
                 next: null_mut(),
                 prev: null_mut(),
-                carved: AtomicU64::new(0),
-                div_inv: 0,
-                div_shift: 0,
+                div_magic: 0,
                 state: state::FREE,
                 class: 0,
                 kind,
@@ -490,7 +453,7 @@ pub(crate) unsafe fn return_to_pool(s: *mut Slab) {
     if delay == Some(0) {
         decommit_slab(s);
     }
-    (*s).set_carve((*s).start);
+    (*s).carve.store((*s).start, Relaxed);
     (*s).state = state::FREE;
     (*s).free = null_mut();
     (*s).owner.store(null_mut(), Relaxed);
@@ -654,24 +617,6 @@ mod tests {
     }
 
     #[test]
-    fn exact_quotient_finds_block_starts_only() {
-        for &size in CLASS_SIZE.iter() {
-            let size = size as u64;
-            let shift = size.trailing_zeros() as u8;
-            let inv = inverse(size >> shift);
-            // Every offset of a 512 KiB slab, and some before its start.
-            for off in -(1i64 << 12)..(1i64 << 19) {
-                let q = exact_quotient(off as u64, inv, shift);
-                if off >= 0 && (off as u64).is_multiple_of(size) {
-                    assert_eq!(q, off as u64 / size, "size {size} offset {off}");
-                } else {
-                    assert!(q >= 1 << 32, "size {size} offset {off}: {q}");
-                }
-            }
-        }
-    }
-
-    #[test]
     fn acquired_slabs_map_back_to_themselves() {
         let s = acquire(Kind::Small);
         assert!(!s.is_null());
@@ -683,10 +628,10 @@ mod tests {
             assert_eq!(slab_of(p), s);
             assert_eq!(segmap::lookup(p), Chunk::SmallSlabs);
             assert!(!owns_block(p));
-            (*s).set_carve(p.add((*s).block_size as usize));
+            (*s).carve.store(p.add(1), Relaxed);
             (*(p as *mut Block)).tag = 0;
             assert!(owns_block(p));
-            (*s).set_carve((*s).start);
+            (*s).carve.store((*s).start, Relaxed);
             assert_eq!((*s).start as usize % (1 << 16), 0);
             return_to_pool(s);
         }

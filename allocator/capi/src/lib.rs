@@ -92,9 +92,6 @@ fn page_size() -> usize {
 /// Frees a block hakmem does not own.
 #[cold]
 unsafe fn free_foreign(p: *mut c_void) {
-    if p.is_null() {
-        return;
-    }
     match foreign::libc() {
         // SAFETY: p is not hakmem's, so (by free's contract) it is glibc's.
         foreign::Lookup::Found(libc) => unsafe { libc.free(p) },
@@ -133,12 +130,8 @@ unsafe fn realloc_foreign(p: *mut c_void, size: usize) -> *mut c_void {
 /// C's contract: the result must be freed once, with this library's `free`.
 #[no_mangle]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
-    // SAFETY: raw::malloc has no preconditions.
-    let p = unsafe { raw::malloc(size) };
-    if p.is_null() {
-        return enomem();
-    }
-    p.cast()
+    // SAFETY: malloc_align returns a power of two.
+    unsafe { alloc(size, malloc_align(size)) }
 }
 
 /// Frees `p` (NULL is a no-op).
@@ -147,10 +140,11 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 /// `p` must be NULL or a live block from this process's malloc family.
 #[no_mangle]
 pub unsafe extern "C" fn free(p: *mut c_void) {
-    // Null is not hakmem's: it takes the foreign path, which ignores it, so
-    // the hot path spends no test on it.
-    // SAFETY: p is live or null (caller's contract); try_free leaves blocks
-    // that are not hakmem's alone, and those are glibc's.
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: p is live (caller's contract); try_free leaves blocks that are not
+    // hakmem's alone, and those are glibc's.
     unsafe {
         if !raw::try_free(p.cast()) {
             free_foreign(p)
