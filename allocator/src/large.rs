@@ -483,7 +483,7 @@ pub(crate) fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     } else if size <= PAGE_BLOCK_MAX && align <= PAGE_BLOCK_MAX {
         alloc_pages(size, align, zero, now)
     } else {
-        alloc_run_block(size, align, zero)
+        alloc_run_block(size, align, zero, now)
     };
     if !p.is_null() {
         stats::LARGE_LIVE.fetch_add(1, Relaxed);
@@ -635,7 +635,7 @@ unsafe fn free_pages_locked(
     retire
 }
 
-fn alloc_run_block(size: usize, align: usize, zero: bool) -> *mut u8 {
+fn alloc_run_block(size: usize, align: usize, zero: bool, now: u64) -> *mut u8 {
     let offset = align.max(HEADER);
     let Some(total) = size.checked_add(offset) else {
         return null_mut();
@@ -651,7 +651,9 @@ fn alloc_run_block(size: usize, align: usize, zero: bool) -> *mut u8 {
     let (base, dirty) = match cached {
         Some(r) => {
             if r.chunks > n {
-                arena::release_run((r.base + n * CHUNK) as *mut u8, r.chunks - n);
+                // The rest stays cached (its bytes were counted already):
+                // decommitting it made the next bigger block fault it in again.
+                offer_run((r.base + n * CHUNK) as *mut u8, r.chunks - n, now);
             }
             (r.base as *mut u8, true)
         }

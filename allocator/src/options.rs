@@ -420,7 +420,7 @@ knobs! {
     ///
     /// Set in whole MiB outside Rust (`HAKMEM_LARGE_CACHE_MB`,
     /// `large_cache_mb`), at most 1 TiB.
-    large_cache_bytes: u64 = [256 << 20, 32 << 20, 0],
+    large_cache_bytes: u64 = [256 << 20, 64 << 20, 0],
         env "HAKMEM_LARGE_CACHE_MB", toml "large_cache_mb",
         unit MiB,
         range 0..=1 << 40,

@@ -120,7 +120,7 @@ child_test!(
             "the blocks are in mapped_bytes"
         );
         // Freed: the chunks went back to their arenas, but for the bounded
-        // cache (32 MiB under balanced) and one empty page chunk.
+        // cache (64 MiB under balanced).
         assert!(
             f.mapped_bytes < 128 << 20,
             "{:.1} MiB still in use after the free",
