@@ -56,11 +56,7 @@ fn sci(v: f64) -> String {
 
 /// The verdict with its failing checks: `FAIL (cv, rss_drift)`.
 fn verdict_text(v: &Verdict) -> String {
-    let failed: Vec<&str> = v.checks()[..3]
-        .iter()
-        .filter(|(_, p)| *p == Some(false))
-        .map(|(name, _)| *name)
-        .collect();
+    let failed = v.failed();
     if failed.is_empty() {
         v.word().to_string()
     } else {

@@ -170,6 +170,7 @@ pub(crate) mod tests {
                 ops: 2_000_000 + 10_000 * k,
                 ops_per_sec: 1_000_000.0 + 5_000.0 * k as f64,
                 rss_bytes: 10_000_000 + 1_000 * k,
+                rss_anon_bytes: Some(9_000_000),
                 warmup: k <= 2,
             })
             .collect();

@@ -71,7 +71,7 @@ impl Runner {
                     }
                 }
                 let s = self.take_sample(&mut last, epoch_start, offset)?;
-                self.state.metrics.sample(s.ops_per_sec, s.rss_bytes);
+                self.state.metrics.sample(s.ops_per_sec, s.rss());
                 samples.push(s);
                 self.state.metrics.current(
                     epoch::steady_cv(&samples),
@@ -158,7 +158,8 @@ impl Runner {
             t_secs: (now - epoch_start).as_secs_f64(),
             ops: n,
             ops_per_sec: if dt > 0.0 { n as f64 / dt } else { 0.0 },
-            rss_bytes: rss,
+            rss_bytes: rss.total,
+            rss_anon_bytes: Some(rss.anon),
             // Classified by schedule, so a late timer cannot move a sample across.
             warmup: epoch::is_warmup(offset.as_secs_f64(), self.cfg.epoch.warmup_secs as f64),
         })
@@ -182,10 +183,14 @@ fn log_epoch(r: &EpochRecord) {
         throughput_min = f.throughput.map(|t| t.min),
         cv = f.cv,
         rss_drift = f.rss_drift,
+        rss_trend_per_hour = f.rss_trend,
+        throughput_trend_per_hour = f.throughput_trend,
         syscalls_per_op = f.syscalls_per_op,
         verdict = f.verdict.word(),
         verdict_cv = f.verdict.cv,
         verdict_rss_drift = f.verdict.rss_drift,
+        verdict_rss_trend = f.verdict.rss_trend,
+        verdict_throughput_trend = f.verdict.throughput_trend,
         verdict_syscalls_per_op = f.verdict.syscalls_per_op,
         "epoch {} {}",
         r.epoch,
