@@ -254,6 +254,14 @@ pub fn theil_sen(points: &[(f64, f64)]) -> Option<f64> {
     median(&slopes)
 }
 
+/// The Theil-Sen line (slope, intercept): the intercept is the median of
+/// y - slope * t, so the line runs through the bulk of the points.
+pub fn theil_sen_line(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let slope = theil_sen(points)?;
+    let rest: Vec<f64> = points.iter().map(|&(t, y)| y - slope * t).collect();
+    Some((slope, median(&rest)?))
+}
+
 /// Theil-Sen slope per second x 3600 / the median value: relative change
 /// per hour; `None` without a slope or with a zero median.
 pub fn trend_per_hour(points: &[(f64, f64)]) -> Option<f64> {
@@ -277,15 +285,18 @@ fn steady(samples: &[Sample]) -> impl Iterator<Item = &Sample> {
     samples.iter().filter(|s| !s.warmup)
 }
 
-fn steady_points(samples: &[Sample], value: fn(&Sample) -> f64) -> Vec<(f64, f64)> {
+/// (t_secs, value) of the samples after warm-up.
+pub fn steady_points(samples: &[Sample], value: fn(&Sample) -> f64) -> Vec<(f64, f64)> {
     steady(samples).map(|s| (s.t_secs, value(s))).collect()
 }
 
-fn throughput(s: &Sample) -> f64 {
+/// A sample's throughput, for `steady_points`.
+pub fn throughput(s: &Sample) -> f64 {
     s.ops_per_sec
 }
 
-fn rss(s: &Sample) -> f64 {
+/// A sample's RSS (anonymous where known), for `steady_points`.
+pub fn rss(s: &Sample) -> f64 {
     s.rss() as f64
 }
 
@@ -455,6 +466,11 @@ mod tests {
             .map(|i| (i as f64, 3.0 * i as f64 + 7.0))
             .collect();
         assert_eq!(theil_sen(&long), Some(3.0));
+        // The line through 2t + 1 with one outlier: intercept 1.
+        let mut p: Vec<(f64, f64)> = (0..9).map(|i| (i as f64, 2.0 * i as f64 + 1.0)).collect();
+        p[4].1 = -50.0;
+        assert_eq!(theil_sen_line(&p), Some((2.0, 1.0)));
+        assert_eq!(theil_sen_line(&[]), None);
     }
 
     #[test]

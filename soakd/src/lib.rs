@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod logging;
 pub mod metrics;
+pub mod plot;
 pub mod report;
 pub mod results;
 pub mod rss;

@@ -5,8 +5,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::epoch::Verdict;
+use crate::epoch::{self, Sample, Verdict};
 use crate::error::Error;
+use crate::plot::{self, escape, Line, Plot, Span, Style};
 use crate::results::{self, EpochRecord};
 
 /// Prints the table of `file`'s epochs and writes the HTML page if asked.
@@ -28,12 +29,12 @@ pub fn run(file: &Path, html_out: Option<&Path>) -> Result<String, Error> {
     Ok(out)
 }
 
-fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+pub fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| "-".to_string(), f)
 }
 
 /// Throughput with an SI suffix: 12.35M.
-fn si(v: f64) -> String {
+pub fn si(v: f64) -> String {
     match v.abs() {
         x if x >= 1e9 => format!("{:.2}G", v / 1e9),
         x if x >= 1e6 => format!("{:.2}M", v / 1e6),
@@ -42,11 +43,16 @@ fn si(v: f64) -> String {
     }
 }
 
-fn pct(v: f64) -> String {
+pub fn pct(v: f64) -> String {
     format!("{:.2}%", v * 100.0)
 }
 
-fn sci(v: f64) -> String {
+/// A change with its sign: +1.20%, -0.50%.
+pub fn signed_pct(v: f64) -> String {
+    format!("{:+.2}%", v * 100.0)
+}
+
+pub fn sci(v: f64) -> String {
     if v == 0.0 {
         "0".to_string()
     } else {
@@ -65,10 +71,10 @@ fn verdict_text(v: &Verdict) -> String {
 }
 
 struct Row {
-    cells: [String; 11],
+    cells: [String; 13],
 }
 
-const HEADERS: [&str; 11] = [
+const HEADERS: [&str; 13] = [
     "epoch",
     "complete",
     "samples",
@@ -78,6 +84,8 @@ const HEADERS: [&str; 11] = [
     "p99",
     "CV",
     "RSS drift",
+    "RSS trend/h",
+    "ops/s trend/h",
     "syscalls/op",
     "verdict",
 ];
@@ -99,6 +107,8 @@ fn rows(records: &[EpochRecord]) -> Vec<Row> {
                     opt(t.map(|t| t.p99), si),
                     opt(f.cv, pct),
                     opt(f.rss_drift, pct),
+                    opt(f.rss_trend, signed_pct),
+                    opt(f.throughput_trend, signed_pct),
                     opt(f.syscalls_per_op, sci),
                     verdict_text(&f.verdict),
                 ],
@@ -147,136 +157,192 @@ pub fn table(records: &[EpochRecord]) -> String {
     out
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// One series of epochs to plot: a single run, or one allocator of a comparison.
+pub struct Run<'a> {
+    pub name: &'a str,
+    pub colour: &'static str,
+    pub records: &'a [EpochRecord],
 }
+
+/// Line colours, one per allocator (colour-blind safe, from ColorBrewer Dark2).
+pub const PALETTE: [&str; 6] = [
+    "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#a6761d",
+];
+
+/// A plotted figure: its samples' value in the plot's unit.
+struct Figure {
+    id: &'static str,
+    title: &'static str,
+    unit: &'static str,
+    value: fn(&Sample) -> f64,
+}
+
+const MIB: f64 = (1u64 << 20) as f64;
+
+const FIGURES: [Figure; 2] = [
+    Figure {
+        id: "throughput",
+        title: "Throughput",
+        unit: "Mops/s",
+        value: |s| epoch::throughput(s) / 1e6,
+    },
+    Figure {
+        id: "rss",
+        title: "RSS (anonymous; total where a record predates it)",
+        unit: "MiB",
+        value: |s| epoch::rss(s) / MIB,
+    },
+];
 
 fn verdict_colour(r: &EpochRecord) -> &'static str {
     match (r.complete, r.figures.verdict.all) {
-        (_, Some(false)) => "#f4c7c3",
-        (true, Some(true)) => "#c9ebd0",
-        _ => "#e4e4e4",
+        (_, Some(false)) => "#fbe3e1",
+        (true, Some(true)) => "#e3f4e7",
+        _ => "#f0f0f0",
     }
 }
 
-/// One line chart: a polyline per epoch over shaded epoch spans.
-fn chart(
-    title: &str,
-    records: &[EpochRecord],
-    t0: f64,
-    value: impl Fn(&crate::epoch::Sample) -> f64,
-    fmt: impl Fn(f64) -> String,
-) -> String {
-    const W: f64 = 900.0;
-    const H: f64 = 260.0;
-    const L: f64 = 70.0; // left margin, for the y labels
-    const R: f64 = 10.0;
-    const T: f64 = 25.0;
-    const B: f64 = 30.0;
-    let points: Vec<Vec<(f64, f64)>> = records
-        .iter()
-        .map(|r| {
-            r.samples
-                .iter()
-                .map(|s| (r.started_unix_secs - t0 + s.t_secs, value(s)))
-                .collect()
-        })
-        .collect();
-    let all = || points.iter().flatten();
-    let x_max = records
-        .iter()
-        .map(|r| r.started_unix_secs - t0 + r.duration_secs)
-        .fold(1.0, f64::max);
-    let (mut lo, mut hi) = all().fold((f64::MAX, f64::MIN), |(lo, hi), &(_, y)| {
-        (lo.min(y), hi.max(y))
-    });
-    if lo > hi {
-        (lo, hi) = (0.0, 1.0);
+/// The epoch's steady samples as (minutes, value), and the thresholds drawn
+/// over them in a single run: throughput mean +/- max_cv, and RSS's drift
+/// limit above the median of the first window.
+fn limits(fig: &Figure, r: &EpochRecord, steady: &[(f64, f64)]) -> Vec<(String, f64)> {
+    let ys: Vec<f64> = steady.iter().map(|p| p.1).collect();
+    let t = &r.thresholds;
+    match fig.id {
+        "throughput" => epoch::mean(&ys).map_or_else(Vec::new, |m| {
+            vec![
+                ("mean ± max_cv".to_string(), m * (1.0 + t.max_cv)),
+                ("mean ± max_cv".to_string(), m * (1.0 - t.max_cv)),
+            ]
+        }),
+        _ => epoch::median(&ys[..epoch::window(ys.len())]).map_or_else(Vec::new, |first| {
+            vec![("max_rss_drift".to_string(), first * (1.0 + t.max_rss_drift))]
+        }),
     }
-    let pad = ((hi - lo) * 0.05).max(hi.abs() * 0.001).max(1e-9);
-    let (lo, hi) = (lo - pad, hi + pad);
-    let x = |t: f64| L + t / x_max * (W - L - R);
-    let y = |v: f64| T + (hi - v) / (hi - lo) * (H - T - B);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<svg viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" aria-label=\"{t}\">\
-         <text x=\"{L}\" y=\"16\" font-weight=\"bold\">{t}</text>",
+}
+
+/// The figure's plot over every run; thresholds and verdict shading only
+/// for a single run (in a comparison they would repeat per allocator).
+fn plot(fig: &Figure, runs: &[Run], t0: f64) -> Plot {
+    let single = runs.len() == 1;
+    let mut p = Plot {
+        title: fig.title.to_string(),
+        unit: fig.unit,
+        figure: fig.id,
+        spans: Vec::new(),
+        lines: Vec::new(),
+    };
+    let named = |run: &Run, what: &str| {
+        if single {
+            what.to_string()
+        } else {
+            format!("{} {what}", run.name)
+        }
+    };
+    for run in runs {
+        for r in run.records {
+            let start = r.started_unix_secs - t0;
+            let minutes = |t: f64| (start + t) / 60.0;
+            if single {
+                p.spans.push(Span {
+                    from: minutes(0.0),
+                    to: minutes(r.duration_secs),
+                    fill: verdict_colour(r),
+                    class: "epoch",
+                    title: format!("epoch {}: {}", r.epoch, verdict_text(&r.figures.verdict)),
+                });
+            }
+            p.spans.push(Span {
+                from: minutes(0.0),
+                to: minutes((r.warmup_secs as f64).min(r.duration_secs)),
+                fill: "#d0d0d0",
+                class: "warmup",
+                title: format!(
+                    "{} epoch {} warm-up: left out of every figure",
+                    run.name, r.epoch
+                ),
+            });
+            p.lines.push(Line {
+                label: named(run, "samples"),
+                colour: run.colour,
+                style: Style::Data,
+                points: r
+                    .samples
+                    .iter()
+                    .map(|s| (minutes(s.t_secs), (fig.value)(s)))
+                    .collect(),
+            });
+            let steady = epoch::steady_points(&r.samples, fig.value);
+            let (Some(&(a, _)), Some(&(b, _))) = (steady.first(), steady.last()) else {
+                continue;
+            };
+            if let Some((slope, intercept)) = epoch::theil_sen_line(&steady) {
+                p.lines.push(Line {
+                    label: named(run, "trend (Theil-Sen)"),
+                    colour: run.colour,
+                    style: Style::Trend,
+                    points: [a, b].map(|t| (minutes(t), intercept + slope * t)).to_vec(),
+                });
+            }
+            if single {
+                for (label, v) in limits(fig, r, &steady) {
+                    p.lines.push(Line {
+                        label,
+                        colour: "#c00000",
+                        style: Style::Threshold,
+                        points: vec![(minutes(a), v), (minutes(b), v)],
+                    });
+                }
+            }
+        }
+    }
+    p
+}
+
+/// The start of a report page, up to and including `<body>` and its title.
+pub fn page_head(title: &str) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title><style>\
+         body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin:1em 0}}\
+         td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}\
+         .pass{{background:#c9ebd0}}.fail{{background:#f4c7c3}}.na{{background:#e4e4e4}}\
+         svg.plot{{display:block;margin:1em 0}}\
+         </style></head><body><h1>{t}</h1>",
         t = escape(title)
+    )
+}
+
+/// Every figure's plot over `runs`, with a key to the drawing.
+pub fn plots(runs: &[Run]) -> String {
+    let t0 = runs
+        .iter()
+        .flat_map(|r| r.records.iter().map(|e| e.started_unix_secs))
+        .fold(f64::MAX, f64::min);
+    let mut s: String = FIGURES
+        .iter()
+        .map(|f| plot::svg(&plot(f, runs, t0)))
+        .collect();
+    s.push_str(
+        "<p>Grey: warm-up, left out of every figure. Thick dashes: the Theil-Sen trend \
+         over the samples after warm-up. ",
     );
-    for r in records {
-        let (a, b) = (
-            r.started_unix_secs - t0,
-            r.started_unix_secs - t0 + r.duration_secs,
-        );
-        let _ = write!(
-            s,
-            "<rect x=\"{:.1}\" y=\"{T}\" width=\"{:.1}\" height=\"{}\" fill=\"{}\"><title>epoch {}: {}</title></rect>",
-            x(a),
-            (x(b) - x(a)).max(0.5),
-            H - T - B,
-            verdict_colour(r),
-            r.epoch,
-            escape(&verdict_text(&r.figures.verdict))
+    if runs.len() == 1 {
+        s.push_str(
+            "Thin red dashes: thresholds (throughput mean ± max_cv; RSS drift limit above the \
+             first window's median). Epoch shading: green passed every check, red failed one, \
+             grey not judged or interrupted.",
         );
     }
-    let _ = write!(
-        s,
-        "<line x1=\"{L}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#333\"/>\
-         <line x1=\"{L}\" y1=\"{T}\" x2=\"{L}\" y2=\"{0}\" stroke=\"#333\"/>",
-        H - B,
-        W - R
-    );
-    for v in [lo + pad, (lo + hi) / 2.0, hi - pad] {
-        let _ = write!(
-            s,
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"11\">{}</text>",
-            L - 4.0,
-            y(v) + 4.0,
-            escape(&fmt(v))
-        );
-    }
-    for t in [0.0, x_max / 2.0, x_max] {
-        let _ = write!(
-            s,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\" font-size=\"11\">{:.0} s</text>",
-            x(t),
-            H - B + 16.0,
-            t
-        );
-    }
-    for series in &points {
-        let pts: Vec<String> = series
-            .iter()
-            .map(|&(t, v)| format!("{:.1},{:.1}", x(t), y(v)))
-            .collect();
-        let _ = write!(
-            s,
-            "<polyline fill=\"none\" stroke=\"#1f5fbf\" stroke-width=\"1.5\" points=\"{}\"/>",
-            pts.join(" ")
-        );
-    }
-    s.push_str("</svg>");
+    s.push_str("</p>");
     s
 }
 
-/// The whole page.
+/// The whole page of one run.
 pub fn html(source: &str, records: &[EpochRecord]) -> String {
-    let t0 = records
-        .iter()
-        .map(|r| r.started_unix_secs)
-        .fold(f64::MAX, f64::min);
-    let mut s = String::new();
+    let mut s = page_head("soakd report");
     let _ = write!(
         s,
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>soakd report</title><style>\
-         body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
-         td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}\
-         .pass{{background:#c9ebd0}}.fail{{background:#f4c7c3}}.na{{background:#e4e4e4}}\
-         </style></head><body><h1>soakd report</h1><p>{} epochs from <code>{}</code>",
+        "<p>{} epochs from <code>{}</code>",
         records.len(),
         escape(source)
     );
@@ -294,21 +360,12 @@ pub fn html(source: &str, records: &[EpochRecord]) -> String {
         s.push_str("<p>No epochs recorded.</p></body></html>\n");
         return s;
     }
-    s.push_str(&chart(
-        "Throughput (ops/s)",
+    s.push_str(&plots(&[Run {
+        name: "",
+        colour: PALETTE[0],
         records,
-        t0,
-        |x| x.ops_per_sec,
-        si,
-    ));
-    s.push_str(&chart(
-        "RSS (bytes)",
-        records,
-        t0,
-        |x| x.rss_bytes as f64,
-        |v| format!("{:.1} MiB", v / (1 << 20) as f64),
-    ));
-    s.push_str("<p>Shading: green, the epoch passed every check; red, it failed one; grey, not judged or interrupted.</p><table><tr>");
+    }]));
+    s.push_str("<p>A dash in the table: a figure the record does not have (written before it existed, or not computable).</p><table><tr>");
     for h in HEADERS {
         let _ = write!(s, "<th>{h}</th>");
     }
@@ -364,22 +421,61 @@ mod tests {
     }
 
     #[test]
-    fn html_is_self_contained_with_both_plots() {
+    fn html_is_self_contained_with_every_plot() {
         let mut r2 = record(2, true);
         r2.profile = "<script>".into();
         let page = html("x/epochs.jsonl", &[record(1, true), r2, record(3, false)]);
-        assert_eq!(page.matches("<svg").count(), 2);
-        assert!(page.contains("Throughput") && page.contains("RSS"));
-        assert_eq!(
-            page.matches("<polyline").count(),
-            6,
-            "one line per epoch per plot"
-        );
+        assert_eq!(page.matches("<svg class=\"plot\"").count(), 2);
+        for want in ["data-figure=\"throughput\"", "data-figure=\"rss\""] {
+            assert!(page.contains(want), "{want}");
+        }
+        for (label, n) in [
+            (">Mops/s</text>", 1),
+            (">MiB</text>", 1),
+            (">minutes</text>", 2),
+        ] {
+            assert_eq!(page.matches(label).count(), n, "{label}");
+        }
+        // Per plot and epoch: its samples, its trend, a warm-up span.
+        for class in [
+            "<polyline class=\"data\"",
+            "<polyline class=\"trend\"",
+            "<rect class=\"warmup\"",
+        ] {
+            assert_eq!(page.matches(class).count(), 6, "{class}");
+        }
+        // Thresholds: mean +/- max_cv (2) and the drift limit (1) per epoch.
+        assert_eq!(page.matches("<polyline class=\"threshold\"").count(), 9);
         assert!(page.contains("<td class=\"pass\">PASS</td>"));
         for banned in ["http://", "https://", "<script", "<link", "src=", "url("] {
             assert!(!page.contains(banned), "page contains {banned}");
         }
         assert!(html("e", &[]).contains("No epochs"));
+    }
+
+    /// The first 60-minute soak's file, written before RssAnon and the
+    /// trends existed, still loads; what it lacks shows as a dash.
+    #[test]
+    fn an_old_results_file_loads_with_missing_figures_shown() {
+        let old = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/perf/SOAK_2026-11-26_balanced.epochs.jsonl");
+        let existing = results::read(&old).unwrap();
+        assert!(existing.bad_lines.is_empty(), "{:?}", existing.bad_lines);
+        let r = &existing.records[0];
+        assert_eq!(
+            (r.figures.rss_trend, r.samples[0].rss_anon_bytes),
+            (None, None)
+        );
+        let t = table(&existing.records);
+        let row: Vec<&str> = t.lines().nth(1).unwrap().split_whitespace().collect();
+        // RSS trend and throughput trend: the 10th and 11th columns.
+        assert_eq!(&row[9..11], ["-", "-"], "{t}");
+        assert!(
+            row[7].ends_with('%') && row[8].ends_with('%'),
+            "old CV and drift kept: {t}"
+        );
+        let page = html("old", &existing.records);
+        assert_eq!(page.matches("<polyline class=\"trend\"").count(), 2);
     }
 
     #[test]
