@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod chromium;
+
 #[cfg(test)]
 #[global_allocator]
 static A: hakmem::Hakmem = hakmem::Hakmem;
