@@ -7,6 +7,7 @@
 //! read the one table of metrics, `metrics::TABLE`, instead of repeating
 //! metric names.
 
+pub mod compare;
 pub mod config;
 pub mod daemon;
 pub mod epoch;
@@ -15,6 +16,7 @@ pub mod http;
 pub mod logging;
 pub mod metrics;
 pub mod plot;
+pub mod preloaded;
 pub mod report;
 pub mod results;
 pub mod rss;

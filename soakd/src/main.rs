@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use soakd::config::{self, Overrides};
 use soakd::error::{Error, EXIT_CONFIG};
 use soakd::logging::{self, LogFormat};
-use soakd::{daemon, report};
+use soakd::{compare, daemon, report};
 
 #[global_allocator]
 static GLOBAL: hakmem::Hakmem = hakmem::Hakmem;
@@ -47,6 +47,29 @@ enum Command {
         /// Output folder for epochs.jsonl.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Run one profile for hakmem (libhakmem.so) and other allocators, epochs
+    /// alternating; write each one's epochs.jsonl and a side-by-side table.
+    Compare {
+        /// Profile file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Allocators beside hakmem, comma-separated: mimalloc, jemalloc,
+        /// glibc (Debian's libraries; glibc = no preload) or NAME=/path/lib.so.
+        #[arg(long, default_value = "mimalloc,jemalloc,glibc")]
+        with: String,
+        /// libhakmem.so to preload (default: beside soakd, or target/release).
+        #[arg(long)]
+        hakmem_lib: Option<PathBuf>,
+        /// Epochs per allocator.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        epochs: u64,
+        /// Epoch length in seconds (overrides the profile).
+        #[arg(long)]
+        epoch_secs: Option<u64>,
+        /// Output folder: <out>/<allocator>/epochs.jsonl, compare.md, compare.html.
+        #[arg(long, default_value = "compare-results")]
+        out: PathBuf,
     },
     /// Validate a profile file and print the effective configuration.
     CheckConfig { file: PathBuf },
@@ -92,6 +115,30 @@ fn main() -> ExitCode {
                 .and_then(|cfg| daemon::run(cfg, epochs));
             match run {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
+        Command::Compare {
+            config,
+            with,
+            hakmem_lib,
+            epochs,
+            epoch_secs,
+            out,
+        } => {
+            let req = compare::Request {
+                config,
+                with,
+                hakmem_lib,
+                epochs,
+                epoch_secs,
+                out,
+            };
+            match compare::run(&req) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
                 Err(e) => fail(e),
             }
         }

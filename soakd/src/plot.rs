@@ -128,6 +128,7 @@ const LEFT: f64 = 70.0;
 const RIGHT: f64 = 15.0;
 const TOP: f64 = 30.0;
 const BOTTOM: f64 = 75.0;
+const LEGEND_ROW: f64 = 18.0;
 
 /// The plot as an `<svg class="plot">` element.
 pub fn svg(p: &Plot) -> String {
@@ -145,11 +146,14 @@ pub fn svg(p: &Plot) -> String {
     let x = |m: f64| LEFT + m / x_max * (W - LEFT - RIGHT);
     let y = |v: f64| TOP + (hi - v) / (hi - lo) * (H - TOP - BOTTOM);
     let bottom = H - BOTTOM;
+    let (legend, rows) = legend(p, bottom + 52.0);
+    let height = H + LEGEND_ROW * (rows - 1) as f64;
     let mut s = String::new();
     let _ = write!(
         s,
-        "<svg class=\"plot\" data-figure=\"{fig}\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" \
-         role=\"img\" aria-label=\"{t}\"><text x=\"{LEFT}\" y=\"18\" font-weight=\"bold\">{t}</text>",
+        "<svg class=\"plot\" data-figure=\"{fig}\" viewBox=\"0 0 {W} {height}\" width=\"{W}\" \
+         height=\"{height}\" role=\"img\" aria-label=\"{t}\">\
+         <text x=\"{LEFT}\" y=\"18\" font-weight=\"bold\">{t}</text>",
         fig = p.figure,
         t = escape(&p.title)
     );
@@ -221,50 +225,60 @@ pub fn svg(p: &Plot) -> String {
             escape(&l.label)
         );
     }
-    legend(&mut s, p, bottom + 52.0);
+    s.push_str(&legend);
     s.push_str("</svg>");
     s
 }
 
-/// One entry per distinct label, in order of first appearance, plus the
-/// span kinds shown.
-fn legend(s: &mut String, p: &Plot, y: f64) {
-    let mut seen: Vec<(&str, &str, Style)> = Vec::new();
+/// What a legend entry shows: a line's stroke or a span's fill.
+enum Key<'a> {
+    Stroke(&'a str, Style),
+    Fill(&'a str),
+}
+
+/// The legend: one entry per distinct line label, in order of first
+/// appearance, then the warm-up shading; entries wrap onto further rows.
+/// Returns the markup and the number of rows.
+fn legend(p: &Plot, top: f64) -> (String, usize) {
+    let mut entries: Vec<(&str, Key)> = Vec::new();
     for l in &p.lines {
-        if !seen.iter().any(|e| e.0 == l.label) {
-            seen.push((&l.label, l.colour, l.style));
+        if !entries.iter().any(|e| e.0 == l.label) {
+            entries.push((&l.label, Key::Stroke(l.colour, l.style)));
         }
     }
-    let mut x = LEFT;
-    for (label, colour, style) in seen {
+    if let Some(sp) = p.spans.iter().find(|sp| sp.class == "warmup") {
+        entries.push(("warm-up", Key::Fill(sp.fill)));
+    }
+    let (mut s, mut x, mut row) = (String::new(), LEFT, 0);
+    for (label, key) in entries {
+        let width = 36.0 + 6.5 * label.len() as f64;
+        if x > LEFT && x + width > W - RIGHT {
+            (x, row) = (LEFT, row + 1);
+        }
+        let y = top + LEGEND_ROW * row as f64;
+        let _ = match key {
+            Key::Stroke(colour, style) => write!(
+                s,
+                "<line x1=\"{x}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"{colour}\" {}/>",
+                x + 24.0,
+                style.stroke()
+            ),
+            Key::Fill(fill) => write!(
+                s,
+                "<rect x=\"{x}\" y=\"{}\" width=\"20\" height=\"10\" fill=\"{fill}\"/>",
+                y - 5.0
+            ),
+        };
         let _ = write!(
             s,
-            "<line x1=\"{x}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"{colour}\" {}/>\
-             <text x=\"{}\" y=\"{}\" font-size=\"11\">{}</text>",
-            x + 24.0,
-            style.stroke(),
+            "<text x=\"{}\" y=\"{}\" font-size=\"11\">{}</text>",
             x + 28.0,
             y + 4.0,
             escape(label)
         );
-        x += 36.0 + 6.5 * label.len() as f64;
+        x += width;
     }
-    let mut kinds: Vec<(&str, &str)> = Vec::new();
-    for sp in &p.spans {
-        if sp.class == "warmup" && !kinds.iter().any(|k| k.0 == "warm-up") {
-            kinds.push(("warm-up", sp.fill));
-        }
-    }
-    for (label, fill) in kinds {
-        let _ = write!(
-            s,
-            "<rect x=\"{x}\" y=\"{}\" width=\"20\" height=\"10\" fill=\"{fill}\"/>\
-             <text x=\"{}\" y=\"{}\" font-size=\"11\">{label}</text>",
-            y - 5.0,
-            x + 24.0,
-            y + 4.0
-        );
-    }
+    (s, row + 1)
 }
 
 #[cfg(test)]
@@ -349,5 +363,38 @@ mod tests {
         }
         assert_eq!(s.matches("<rect class=\"warmup\"").count(), 1);
         assert!(s.contains(">warm-up</text>"), "legend names the shading");
+        assert!(s.contains(&format!("height=\"{H}\"")), "one legend row");
+    }
+
+    #[test]
+    fn a_long_legend_wraps_and_the_plot_grows() {
+        let lines = (0..12)
+            .map(|i| Line {
+                label: format!("allocator number {i} samples"),
+                colour: "#000",
+                style: Style::Data,
+                points: vec![(0.0, 1.0), (1.0, 2.0)],
+            })
+            .collect();
+        let p = Plot {
+            title: "t".into(),
+            unit: "u",
+            figure: "f",
+            spans: Vec::new(),
+            lines,
+        };
+        let (markup, rows) = legend(&p, 0.0);
+        assert!(rows > 1, "{rows}");
+        let xs: Vec<f64> = markup
+            .split("<text x=\"")
+            .skip(1)
+            .map(|t| t.split('"').next().unwrap().parse().unwrap())
+            .collect();
+        assert!(xs.iter().all(|&x| x < W - RIGHT), "{xs:?}");
+        let s = svg(&p);
+        assert!(s.contains(&format!(
+            "height=\"{}\"",
+            H + LEGEND_ROW * (rows - 1) as f64
+        )));
     }
 }

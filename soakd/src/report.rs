@@ -117,34 +117,16 @@ fn rows(records: &[EpochRecord]) -> Vec<Row> {
         .collect()
 }
 
-/// A plain-text table, columns aligned.
+/// A plain-text table of the epochs, columns aligned, with a count of passes.
 pub fn table(records: &[EpochRecord]) -> String {
     if records.is_empty() {
         return "no epochs recorded\n".to_string();
     }
-    let rows = rows(records);
-    let widths: Vec<usize> = (0..HEADERS.len())
-        .map(|i| {
-            rows.iter()
-                .map(|r| r.cells[i].len())
-                .chain([HEADERS[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
+    let cells: Vec<Vec<String>> = rows(records)
+        .into_iter()
+        .map(|r| r.cells.to_vec())
         .collect();
-    let mut out = String::new();
-    let line = |out: &mut String, cells: &[&str]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:>w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", padded.join("  ").trim_end());
-    };
-    line(&mut out, &HEADERS);
-    for r in &rows {
-        line(&mut out, &r.cells.each_ref().map(String::as_str));
-    }
+    let mut out = aligned(&HEADERS, &cells);
     let passed = records
         .iter()
         .filter(|r| r.figures.verdict.all == Some(true))
@@ -154,6 +136,33 @@ pub fn table(records: &[EpochRecord]) -> String {
         "{passed} of {} epochs passed every check",
         records.len()
     );
+    out
+}
+
+/// Headers and rows as text, each column right-aligned to its widest cell.
+pub fn aligned(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..headers.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([headers[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:>w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", padded.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
     out
 }
 

@@ -44,7 +44,8 @@ pub struct EpochRecord {
     pub warmup_secs: u64,
     pub threads: usize,
     pub ops: Ops,
-    /// Allocator syscalls during the epoch; null where not observable (libc backend).
+    /// Allocator syscalls during the epoch; null where not observable (libc
+    /// backend without a preloaded libhakmem.so).
     pub syscalls: Option<u64>,
     #[serde(flatten)]
     pub figures: Figures,

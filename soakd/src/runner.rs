@@ -37,9 +37,13 @@ pub struct Runner {
     pub max_epochs: Option<u64>,
 }
 
-/// The allocator's syscalls so far, where the workload's allocator is hakmem.
+/// The workload allocator's syscalls so far, where it is hakmem: soakd's
+/// own, or a preloaded libhakmem.so under the libc backend.
 fn syscalls(b: Backend) -> Option<u64> {
-    (b == Backend::Hakmem).then(|| hakmem::stats().syscalls_total())
+    match b {
+        Backend::Hakmem => Some(hakmem::stats().syscalls_total()),
+        Backend::Libc => crate::preloaded::syscalls(),
+    }
 }
 
 impl Runner {
