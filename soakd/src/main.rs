@@ -50,27 +50,7 @@ enum Command {
     },
     /// Run one profile for hakmem (libhakmem.so) and other allocators, epochs
     /// alternating; write each one's epochs.jsonl and a side-by-side table.
-    Compare {
-        /// Profile file (TOML).
-        #[arg(long)]
-        config: PathBuf,
-        /// Allocators beside hakmem, comma-separated: mimalloc, jemalloc,
-        /// glibc (Debian's libraries; glibc = no preload) or NAME=/path/lib.so.
-        #[arg(long, default_value = "mimalloc,jemalloc,glibc")]
-        with: String,
-        /// libhakmem.so to preload (default: beside soakd, or target/release).
-        #[arg(long)]
-        hakmem_lib: Option<PathBuf>,
-        /// Epochs per allocator.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
-        epochs: u64,
-        /// Epoch length in seconds (overrides the profile).
-        #[arg(long)]
-        epoch_secs: Option<u64>,
-        /// Output folder: <out>/<allocator>/epochs.jsonl, compare.md, compare.html.
-        #[arg(long, default_value = "compare-results")]
-        out: PathBuf,
-    },
+    Compare(compare::Request),
     /// Validate a profile file and print the effective configuration.
     CheckConfig { file: PathBuf },
     /// Print a table of a results file's epochs (a file or its folder).
@@ -118,30 +98,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
-        Command::Compare {
-            config,
-            with,
-            hakmem_lib,
-            epochs,
-            epoch_secs,
-            out,
-        } => {
-            let req = compare::Request {
-                config,
-                with,
-                hakmem_lib,
-                epochs,
-                epoch_secs,
-                out,
-            };
-            match compare::run(&req) {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => fail(e),
-            }
-        }
+        Command::Compare(req) => printed(compare::run(&req), fail),
         Command::CheckConfig { file } => match config::load_file(&file) {
             Ok(cfg) => {
                 print!("{}", cfg.to_toml());
@@ -149,12 +106,17 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(e.into()),
         },
-        Command::Report { file, html } => match report::run(&file, html.as_deref()) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        },
+        Command::Report { file, html } => printed(report::run(&file, html.as_deref()), fail),
+    }
+}
+
+/// Prints a command's text, or fails with its error.
+fn printed(result: Result<String, Error>, fail: impl Fn(Error) -> ExitCode) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
     }
 }

@@ -21,15 +21,27 @@ use crate::error::{Error, OutputStep};
 use crate::results::{self, EpochRecord};
 use allocators::{Allocator, HAKMEM};
 
-/// What `soakd compare` was asked.
+/// What `soakd compare` was asked (its command-line flags).
+#[derive(clap::Args)]
 pub struct Request {
+    /// Profile file (TOML).
+    #[arg(long)]
     pub config: PathBuf,
-    /// `--with`: see `allocators::parse_with`.
+    /// Allocators beside hakmem, comma-separated: mimalloc, jemalloc, glibc
+    /// (Debian's libraries; glibc = no preload) or NAME=/path/lib.so.
+    #[arg(long, default_value = "mimalloc,jemalloc,glibc")]
     pub with: String,
+    /// libhakmem.so to preload (default: beside soakd, or target/release).
+    #[arg(long)]
     pub hakmem_lib: Option<PathBuf>,
     /// Epochs per allocator.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub epochs: u64,
+    /// Epoch length in seconds (overrides the profile).
+    #[arg(long)]
     pub epoch_secs: Option<u64>,
+    /// Output folder: <out>/<allocator>/epochs.jsonl, compare.md, compare.html.
+    #[arg(long, default_value = "compare-results")]
     pub out: PathBuf,
 }
 
