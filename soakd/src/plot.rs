@@ -251,7 +251,7 @@ fn legend(p: &Plot, top: f64) -> (String, usize) {
     }
     let (mut s, mut x, mut row) = (String::new(), LEFT, 0);
     for (label, key) in entries {
-        let width = 36.0 + 6.5 * label.len() as f64;
+        let width = 40.0 + 7.0 * label.len() as f64;
         if x > LEFT && x + width > W - RIGHT {
             (x, row) = (LEFT, row + 1);
         }
