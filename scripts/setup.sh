@@ -2,7 +2,8 @@
 # Installs what hakmem's tests and benchmarks need on a fresh Debian machine
 # (run as root): a C toolchain for the C ABI tests, Prometheus and promtool for
 # the integration tests, the real programs run under LD_PRELOAD, the
-# preloadable mimalloc and jemalloc the C benchmark compares against,
+# preloadable mimalloc and jemalloc the C benchmark and `soakd compare`
+# compare against, Chromium to render soakd's HTML reports in a test,
 # systemd-analyze for the unit's test, and cargo-deb for the Debian package.
 set -euo pipefail
 
@@ -10,7 +11,8 @@ packages=(
 	build-essential libc6-dev      # cc/c++ for the C ABI tests and C benchmark
 	prometheus                     # prometheus + promtool (soakd and e2e tests)
 	python3 git xz-utils coreutils # real programs under LD_PRELOAD; ab.sh
-	libmimalloc2.0 libjemalloc2    # bench_preload.sh, bench_suite.sh (and its smoke test)
+	libmimalloc2.0 libjemalloc2    # bench_preload.sh, bench_suite.sh, soakd compare
+	chromium                       # renders soakd's HTML reports in a test (headless)
 	systemd dpkg-dev               # systemd-analyze verify of dist/soakd.service; dpkg-shlibdeps for cargo-deb
 )
 

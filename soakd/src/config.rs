@@ -157,7 +157,8 @@ struct RawFile {
 #[serde(deny_unknown_fields)]
 struct RawWorkload {
     backend: Option<String>,
-    threads: Option<usize>,
+    /// A count or `"auto"`; read by `resolve_threads`.
+    threads: Option<toml::Value>,
     working_set: Option<usize>,
     min_size: Option<usize>,
     max_size: Option<usize>,
@@ -179,6 +180,8 @@ struct RawEpoch {
 struct RawThresholds {
     max_cv: Option<f64>,
     max_rss_drift: Option<f64>,
+    max_rss_growth_per_hour: Option<f64>,
+    max_throughput_decline_per_hour: Option<f64>,
     max_syscalls_per_op: Option<f64>,
 }
 
@@ -333,7 +336,10 @@ fn resolve(src: &Source<'_>, raw: RawFile) -> Result<Config, ConfigError> {
         })?;
     }
     let wc = &mut c.workload;
-    wc.threads = w.threads.unwrap_or(wc.threads);
+    if let Some(t) = &w.threads {
+        wc.threads =
+            resolve_threads(t, available_cores()).map_err(|m| src.error("workload.threads", m))?;
+    }
     wc.working_set = w.working_set.unwrap_or(wc.working_set);
     wc.min_size = w.min_size.unwrap_or(wc.min_size);
     wc.max_size = w.max_size.unwrap_or(wc.max_size);
@@ -372,10 +378,26 @@ fn resolve(src: &Source<'_>, raw: RawFile) -> Result<Config, ConfigError> {
     let th = &mut c.thresholds;
     th.max_cv = t.max_cv.unwrap_or(th.max_cv);
     th.max_rss_drift = t.max_rss_drift.unwrap_or(th.max_rss_drift);
+    th.max_rss_growth_per_hour = t
+        .max_rss_growth_per_hour
+        .unwrap_or(th.max_rss_growth_per_hour);
+    th.max_throughput_decline_per_hour = t
+        .max_throughput_decline_per_hour
+        .unwrap_or(th.max_throughput_decline_per_hour);
     th.max_syscalls_per_op = t.max_syscalls_per_op.unwrap_or(th.max_syscalls_per_op);
     for (key, v, max) in [
         ("thresholds.max_cv", th.max_cv, 1.0),
         ("thresholds.max_rss_drift", th.max_rss_drift, 1.0),
+        (
+            "thresholds.max_rss_growth_per_hour",
+            th.max_rss_growth_per_hour,
+            f64::MAX,
+        ),
+        (
+            "thresholds.max_throughput_decline_per_hour",
+            th.max_throughput_decline_per_hour,
+            f64::MAX,
+        ),
         (
             "thresholds.max_syscalls_per_op",
             th.max_syscalls_per_op,
@@ -491,6 +513,29 @@ fn unit_suffix(k: &Knob) -> &'static str {
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     s.parse()
         .map_err(|_| format!("{s:?} is not an IP:PORT address (e.g. \"127.0.0.1:9464\")"))
+}
+
+/// The CPU cores this process may run on (its affinity mask, cgroup quota).
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+}
+
+/// `threads = "auto"`: every core but one, which soakd's own threads
+/// (sampler, HTTP) need so that workers do not fight them; at least 1.
+pub fn auto_threads(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
+}
+
+/// `workload.threads`: a positive count or `"auto"`.
+fn resolve_threads(v: &toml::Value, cores: usize) -> Result<usize, String> {
+    match v {
+        toml::Value::String(s) if s == "auto" => Ok(auto_threads(cores)),
+        toml::Value::Integer(i) => usize::try_from(*i)
+            .map_err(|_| format!("must be a positive count or \"auto\", got {i}")),
+        other => Err(format!(
+            "invalid value: {other}, expected a positive count or \"auto\""
+        )),
+    }
 }
 
 /// Checks epoch timing; on error, the key to blame and why.
@@ -919,6 +964,43 @@ history = 7
             (e.key.as_str(), line(&e)),
             ("workload.working_set", Some(4))
         );
+    }
+
+    #[test]
+    fn threads_auto_leaves_a_core_for_soakd() {
+        assert_eq!(auto_threads(1), 1);
+        assert_eq!(auto_threads(2), 1);
+        assert_eq!(auto_threads(16), 15);
+        let auto = toml::Value::String("auto".into());
+        assert_eq!(resolve_threads(&auto, 4), Ok(3));
+        assert_eq!(resolve_threads(&toml::Value::Integer(6), 4), Ok(6));
+        let c = parse("t.toml", "[workload]\nthreads = \"auto\"\n").unwrap();
+        assert_eq!(c.workload.threads, auto_threads(available_cores()));
+        for bad in ["\"many\"", "-2", "1.5", "0"] {
+            let e = err(&format!("[workload]\n\nthreads = {bad}\n"));
+            assert_eq!(
+                (e.key.as_str(), line(&e)),
+                ("workload.threads", Some(3)),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn trend_thresholds_are_read_and_checked() {
+        let c = parse(
+            "t.toml",
+            "[thresholds]\nmax_rss_growth_per_hour = 0.5\nmax_throughput_decline_per_hour = 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.thresholds.max_rss_growth_per_hour, 0.5);
+        assert_eq!(c.thresholds.max_throughput_decline_per_hour, 3.0);
+        assert_eq!(parse("again", &c.to_toml()).unwrap(), c);
+        for key in ["max_rss_growth_per_hour", "max_throughput_decline_per_hour"] {
+            let e = err(&format!("[thresholds]\n{key} = -0.1\n"));
+            let want = format!("thresholds.{key}");
+            assert_eq!((e.key.as_str(), line(&e)), (want.as_str(), Some(2)), "{e}");
+        }
     }
 
     #[test]

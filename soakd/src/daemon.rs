@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{error, info, warn};
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::error::Error;
 use crate::host::Machine;
 use crate::http;
@@ -104,6 +104,17 @@ pub fn run(cfg: Config, max_epochs: Option<u64>) -> Result<(), Error> {
                 }
             }
         });
+        state.metrics.thresholds(&cfg.thresholds);
+        let cores = config::available_cores();
+        if cfg.workload.threads >= cores {
+            warn!(
+                threads = cfg.workload.threads,
+                cores,
+                "{} workload threads on {cores} cores: they compete with soakd's own threads, \
+                 which shows as throughput noise; consider threads = \"auto\"",
+                cfg.workload.threads
+            );
+        }
         info!(
             listen = %addr,
             metrics = %format!("http://{addr}/metrics"),

@@ -46,6 +46,19 @@ pub enum Error {
     Runtime(io::Error),
     /// The SIGTERM/SIGINT handlers cannot be installed.
     Signals(io::Error),
+    /// `soakd compare` was asked for something it cannot do (the flag named).
+    Compare(String),
+    /// A `soakd compare` child run cannot start.
+    Spawn {
+        allocator: String,
+        source: io::Error,
+    },
+    /// A `soakd compare` child run failed; its log says why.
+    Child {
+        allocator: String,
+        status: std::process::ExitStatus,
+        log: PathBuf,
+    },
 }
 
 /// What `Results::open` was doing when it failed.
@@ -78,7 +91,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             // Two daemons on one folder is a usage error, like a bad flag.
-            Error::Config(_) | Error::Locked { .. } => EXIT_CONFIG,
+            Error::Config(_) | Error::Locked { .. } | Error::Compare(_) => EXIT_CONFIG,
             _ => EXIT_FAILURE,
         }
     }
@@ -110,6 +123,19 @@ impl fmt::Display for Error {
             Error::ReadRss(e) => write!(f, "cannot read RSS: {e}"),
             Error::Runtime(e) => write!(f, "cannot start the async runtime: {e}"),
             Error::Signals(e) => write!(f, "cannot catch signals: {e}"),
+            Error::Compare(m) => write!(f, "{m}"),
+            Error::Spawn { allocator, source } => {
+                write!(f, "cannot start soakd for {allocator}: {source}")
+            }
+            Error::Child {
+                allocator,
+                status,
+                log,
+            } => write!(
+                f,
+                "soakd for {allocator} failed ({status}); see {}",
+                log.display()
+            ),
         }
     }
 }
@@ -126,7 +152,9 @@ impl std::error::Error for Error {
             | Error::OpenRss(source)
             | Error::ReadRss(source)
             | Error::Runtime(source)
-            | Error::Signals(source) => Some(source),
+            | Error::Signals(source)
+            | Error::Spawn { source, .. } => Some(source),
+            Error::Compare(_) | Error::Child { .. } => None,
         }
     }
 }

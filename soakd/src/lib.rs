@@ -7,6 +7,7 @@
 //! read the one table of metrics, `metrics::TABLE`, instead of repeating
 //! metric names.
 
+pub mod compare;
 pub mod config;
 pub mod daemon;
 pub mod epoch;
@@ -17,6 +18,8 @@ pub mod logging;
 pub mod memory;
 pub mod metrics;
 pub mod notify;
+pub mod plot;
+pub mod preloaded;
 pub mod report;
 pub mod results;
 pub mod rss;

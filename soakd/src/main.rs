@@ -9,7 +9,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use soakd::config::{self, Overrides};
 use soakd::error::{Error, EXIT_CONFIG};
 use soakd::logging::{self, LogFormat};
-use soakd::{daemon, host, report, version};
+use soakd::{compare, daemon, host, report, version};
 
 #[global_allocator]
 static GLOBAL: hakmem::Hakmem = hakmem::Hakmem;
@@ -44,6 +44,9 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Run one profile for hakmem (libhakmem.so) and other allocators, epochs
+    /// alternating; write each one's epochs.jsonl and a side-by-side table.
+    Compare(compare::Request),
     /// Validate a profile file and print the effective configuration.
     CheckConfig { file: PathBuf },
     /// Print a table of a results file's epochs (a file or its folder).
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(e),
             }
         }
+        Command::Compare(req) => printed(compare::run(&req), fail),
         Command::CheckConfig { file } => match config::load_file(&file) {
             Ok(cfg) => {
                 print!("{}", cfg.to_toml());
@@ -102,16 +106,21 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(e.into()),
         },
-        Command::Report { file, html } => match report::run(&file, html.as_deref()) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(e),
-        },
+        Command::Report { file, html } => printed(report::run(&file, html.as_deref()), fail),
         Command::Host => {
             print!("{}", host::now());
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// Prints a command's text, or fails with its error.
+fn printed(result: Result<String, Error>, fail: impl Fn(Error) -> ExitCode) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
     }
 }

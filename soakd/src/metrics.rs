@@ -42,10 +42,11 @@ use std::sync::Mutex;
 use hakmem_workload::OpCounts;
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
-use crate::epoch::Figures;
+use crate::epoch::{Figures, Thresholds};
 use crate::host::{Load, Machine};
 use crate::version;
 
@@ -140,6 +141,7 @@ macro_rules! labelled {
 }
 
 labelled! {
+    GaugeVec => Gauge;
     IntGaugeVec => Gauge;
     IntCounterVec => Counter;
 }
@@ -223,7 +225,7 @@ metrics! {
         },
         rss: IntGauge {
             name: "soakd_rss_bytes",
-            help: "Resident set size at the last sample.",
+            help: "Anonymous resident memory (RssAnon) at the last sample.",
         },
         epoch_index: IntGauge {
             name: "soakd_epoch_index",
@@ -245,7 +247,17 @@ metrics! {
         },
         epoch_drift: Gauge {
             name: "soakd_epoch_rss_drift_ratio",
-            help: "RSS drift (after warm-up) of the last completed epoch.",
+            help: "RSS drift (medians of the first and last windows after warm-up) of the last completed epoch.",
+            starts_nan: true,
+        },
+        epoch_throughput_trend: Gauge {
+            name: "soakd_epoch_throughput_trend_ratio_per_hour",
+            help: "Theil-Sen throughput trend (after warm-up) of the last completed epoch, relative change per hour.",
+            starts_nan: true,
+        },
+        epoch_rss_trend: Gauge {
+            name: "soakd_epoch_rss_trend_ratio_per_hour",
+            help: "Theil-Sen RSS trend (after warm-up) of the last completed epoch, relative growth per hour.",
             starts_nan: true,
         },
         epoch_syscalls_per_op: Gauge {
@@ -257,6 +269,11 @@ metrics! {
             name: "soakd_epoch_pass",
             labels: ["check"],
             help: "Whether the last completed epoch passed a check (1) or failed it (0).",
+        },
+        threshold: GaugeVec {
+            name: "soakd_threshold",
+            labels: ["check"],
+            help: "The profile's threshold per check, for dashboards.",
         },
         current_cv: Gauge {
             name: "soakd_current_epoch_throughput_cv_ratio",
@@ -404,6 +421,13 @@ impl Metrics {
         }
     }
 
+    /// The profile's thresholds, set once at start-up.
+    pub fn thresholds(&self, t: &Thresholds) {
+        for (check, limit) in t.by_check() {
+            self.pushed.threshold.with_label_values(&[check]).set(limit);
+        }
+    }
+
     /// A new sample was taken.
     pub fn sample(&self, ops_per_sec: f64, rss_bytes: u64) {
         self.pushed.throughput.set(ops_per_sec);
@@ -446,6 +470,9 @@ impl Metrics {
         p.epoch_mean.set(f.throughput.map_or(f64::NAN, |t| t.mean));
         p.epoch_cv.set(f.cv.unwrap_or(f64::NAN));
         p.epoch_drift.set(f.rss_drift.unwrap_or(f64::NAN));
+        p.epoch_throughput_trend
+            .set(f.throughput_trend.unwrap_or(f64::NAN));
+        p.epoch_rss_trend.set(f.rss_trend.unwrap_or(f64::NAN));
         p.epoch_syscalls_per_op
             .set(f.syscalls_per_op.unwrap_or(f64::NAN));
         for (check, pass) in f.verdict.checks() {
@@ -562,6 +589,7 @@ mod tests {
                 ops: 100,
                 ops_per_sec: 100.0,
                 rss_bytes: 1000,
+                rss_anon_bytes: Some(900),
                 warmup: false,
             })
             .collect()
@@ -590,6 +618,7 @@ mod tests {
     fn the_exposition_is_the_table() {
         let m = Metrics::new("ci", "hakmem", Box::new(|| Some(OpCounts::default())));
         m.host(&Machine::read(crate::config::Backend::Hakmem));
+        m.thresholds(&Thresholds::default());
         m.epoch_started(1);
         m.epoch_completed(&epoch::figures(
             &steady_samples(3),
@@ -737,5 +766,26 @@ mod tests {
         assert_eq!(value_of(&text, &cv), Some("0"));
         let completed = series(&metric::epochs_completed, "");
         assert_eq!(value_of(&text, &completed), Some("1"));
+        let trend = series(&metric::epoch_rss_trend, "");
+        assert_eq!(value_of(&text, &trend), Some("0"));
+    }
+
+    #[test]
+    fn thresholds_are_exported_per_check() {
+        let m = Metrics::new("p", "hakmem", Box::new(|| None));
+        let t = Thresholds {
+            max_throughput_decline_per_hour: 0.07,
+            ..Thresholds::default()
+        };
+        m.thresholds(&t);
+        let text = m.encode();
+        let at = |check: &str| {
+            let s = series(&metric::threshold, &format!("check=\"{check}\""));
+            value_of(&text, &s).map(str::to_string)
+        };
+        assert_eq!(at("throughput_trend").as_deref(), Some("0.07"));
+        assert_eq!(at("cv").as_deref(), Some("0.05"));
+        assert_eq!(at("syscalls_per_op").as_deref(), Some("0.0001"));
+        assert_eq!(at("all"), None, "`all` has no threshold");
     }
 }

@@ -6,9 +6,10 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::epoch::{mean, Sample, Verdict};
+use crate::epoch::{self, Sample, Verdict};
 use crate::error::Error;
 use crate::host::Load;
+use crate::plot::{self, escape, Line, Plot, Span, Style};
 use crate::results::{self, EpochRecord};
 
 /// Prints the table of `file`'s epochs and writes the HTML page if asked.
@@ -32,12 +33,12 @@ pub fn run(file: &Path, html_out: Option<&Path>) -> Result<String, Error> {
     Ok(out)
 }
 
-fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+pub fn opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
     v.map_or_else(|| "-".to_string(), f)
 }
 
 /// Throughput with an SI suffix: 12.35M.
-fn si(v: f64) -> String {
+pub fn si(v: f64) -> String {
     match v.abs() {
         x if x >= 1e9 => format!("{:.2}G", v / 1e9),
         x if x >= 1e6 => format!("{:.2}M", v / 1e6),
@@ -46,11 +47,16 @@ fn si(v: f64) -> String {
     }
 }
 
-fn pct(v: f64) -> String {
+pub fn pct(v: f64) -> String {
     format!("{:.2}%", v * 100.0)
 }
 
-fn sci(v: f64) -> String {
+/// A change with its sign: +1.20%, -0.50%.
+pub fn signed_pct(v: f64) -> String {
+    format!("{:+.2}%", v * 100.0)
+}
+
+pub fn sci(v: f64) -> String {
     if v == 0.0 {
         "0".to_string()
     } else {
@@ -60,11 +66,7 @@ fn sci(v: f64) -> String {
 
 /// The verdict with its failing checks: `FAIL (cv, rss_drift)`.
 fn verdict_text(v: &Verdict) -> String {
-    let failed: Vec<&str> = v.checks()[..3]
-        .iter()
-        .filter(|(_, p)| *p == Some(false))
-        .map(|(name, _)| *name)
-        .collect();
+    let failed = v.failed();
     if failed.is_empty() {
         v.word().to_string()
     } else {
@@ -73,10 +75,10 @@ fn verdict_text(v: &Verdict) -> String {
 }
 
 struct Row {
-    cells: [String; 11],
+    cells: [String; 13],
 }
 
-const HEADERS: [&str; 11] = [
+const HEADERS: [&str; 13] = [
     "epoch",
     "complete",
     "samples",
@@ -86,6 +88,8 @@ const HEADERS: [&str; 11] = [
     "p99",
     "CV",
     "RSS drift",
+    "RSS trend/h",
+    "ops/s trend/h",
     "syscalls/op",
     "verdict",
 ];
@@ -107,6 +111,8 @@ fn rows(records: &[EpochRecord]) -> Vec<Row> {
                     opt(t.map(|t| t.p99), si),
                     opt(f.cv, pct),
                     opt(f.rss_drift, pct),
+                    opt(f.rss_trend, signed_pct),
+                    opt(f.throughput_trend, signed_pct),
                     opt(f.syscalls_per_op, sci),
                     verdict_text(&f.verdict),
                 ],
@@ -115,34 +121,16 @@ fn rows(records: &[EpochRecord]) -> Vec<Row> {
         .collect()
 }
 
-/// A plain-text table, columns aligned.
+/// A plain-text table of the epochs, columns aligned, with a count of passes.
 pub fn table(records: &[EpochRecord]) -> String {
     if records.is_empty() {
         return "no epochs recorded\n".to_string();
     }
-    let rows = rows(records);
-    let widths: Vec<usize> = (0..HEADERS.len())
-        .map(|i| {
-            rows.iter()
-                .map(|r| r.cells[i].len())
-                .chain([HEADERS[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
+    let cells: Vec<Vec<String>> = rows(records)
+        .into_iter()
+        .map(|r| r.cells.to_vec())
         .collect();
-    let mut out = String::new();
-    let line = |out: &mut String, cells: &[&str]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:>w$}"))
-            .collect();
-        let _ = writeln!(out, "{}", padded.join("  ").trim_end());
-    };
-    line(&mut out, &HEADERS);
-    for r in &rows {
-        line(&mut out, &r.cells.each_ref().map(String::as_str));
-    }
+    let mut out = aligned(&HEADERS, &cells);
     let passed = records
         .iter()
         .filter(|r| r.figures.verdict.all == Some(true))
@@ -153,6 +141,40 @@ pub fn table(records: &[EpochRecord]) -> String {
         records.len()
     );
     out
+}
+
+/// Headers and rows as text, each column right-aligned to its widest cell.
+pub fn aligned(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..headers.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([headers[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:>w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", padded.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// One series of epochs to plot: a single run, or one allocator of a comparison.
+pub struct Run<'a> {
+    pub name: &'a str,
+    pub colour: &'static str,
+    pub records: &'a [EpochRecord],
 }
 
 /// "epoch 3" or "epochs 3-7".
@@ -207,155 +229,257 @@ pub fn load_lines(records: &[EpochRecord]) -> String {
             out,
             "load, epoch {}: load1 {} mean, {:.2} max; other processes' CPU {} mean, {} max",
             r.epoch,
-            opt(mean(&load1), |v| format!("{v:.2}")),
+            opt(epoch::mean(&load1), |v| format!("{v:.2}")),
             max(&load1),
-            opt(mean(&others), pct),
+            opt(epoch::mean(&others), pct),
             pct(max(&others))
         );
     }
     out
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// Line colours, one per allocator (colour-blind safe, from ColorBrewer Dark2).
+pub const PALETTE: [&str; 6] = [
+    "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#a6761d",
+];
+
+/// A plotted figure: its samples' value in the plot's unit.
+struct Figure {
+    id: &'static str,
+    title: &'static str,
+    unit: &'static str,
+    value: fn(&Sample) -> f64,
+}
+
+const MIB: f64 = (1u64 << 20) as f64;
+
+const FIGURES: [Figure; 2] = [
+    Figure {
+        id: "throughput",
+        title: "Throughput",
+        unit: "Mops/s",
+        value: |s| epoch::throughput(s) / 1e6,
+    },
+    Figure {
+        id: "rss",
+        title: "RSS (anonymous; total where a record predates it)",
+        unit: "MiB",
+        value: |s| epoch::rss(s) / MIB,
+    },
+];
+
+/// A plotted reading of the machine's load.
+struct LoadFigure {
+    id: &'static str,
+    title: &'static str,
+    unit: &'static str,
+    value: fn(&Load) -> f64,
+}
+
+const LOAD_FIGURES: [LoadFigure; 2] = [
+    LoadFigure {
+        id: "load1",
+        title: "Load average (1 min)",
+        unit: "load",
+        value: |l| l.load1,
+    },
+    LoadFigure {
+        id: "others_cpu",
+        title: "Other processes' CPU (share of all CPUs)",
+        unit: "%",
+        value: |l| l.others_cpu_busy * 100.0,
+    },
+];
+
+/// The load readings of every run's epochs: a noisy epoch shows here as the
+/// host's doing, not the allocator's.
+fn load_plot(fig: &LoadFigure, runs: &[Run], t0: f64) -> Plot {
+    let mut p = Plot {
+        title: fig.title.to_string(),
+        unit: fig.unit,
+        figure: fig.id,
+        spans: Vec::new(),
+        lines: Vec::new(),
+    };
+    for run in runs {
+        for r in run.records {
+            let start = r.started_unix_secs - t0;
+            p.lines.push(Line {
+                label: if runs.len() == 1 {
+                    fig.unit.to_string()
+                } else {
+                    format!("{} {}", run.name, fig.unit)
+                },
+                colour: run.colour,
+                style: Style::Data,
+                points: r
+                    .load
+                    .iter()
+                    .map(|l| ((start + l.t_secs) / 60.0, (fig.value)(l)))
+                    .collect(),
+            });
+        }
+    }
+    p
 }
 
 fn verdict_colour(r: &EpochRecord) -> &'static str {
     match (r.complete, r.figures.verdict.all) {
-        (_, Some(false)) => "#f4c7c3",
-        (true, Some(true)) => "#c9ebd0",
-        _ => "#e4e4e4",
+        (_, Some(false)) => "#fbe3e1",
+        (true, Some(true)) => "#e3f4e7",
+        _ => "#f0f0f0",
     }
 }
 
-/// A series of an epoch's samples, as (seconds into the epoch, value).
-fn of_samples(value: impl Fn(&Sample) -> f64) -> impl Fn(&EpochRecord) -> Vec<(f64, f64)> {
-    move |r| r.samples.iter().map(|s| (s.t_secs, value(s))).collect()
-}
-
-/// A series of an epoch's load readings.
-fn of_load(value: impl Fn(&Load) -> f64) -> impl Fn(&EpochRecord) -> Vec<(f64, f64)> {
-    move |r| r.load.iter().map(|l| (l.t_secs, value(l))).collect()
-}
-
-/// One line chart: a polyline per epoch over shaded epoch spans.
-fn chart(
-    title: &str,
-    records: &[EpochRecord],
-    t0: f64,
-    series: impl Fn(&EpochRecord) -> Vec<(f64, f64)>,
-    fmt: impl Fn(f64) -> String,
-) -> String {
-    const W: f64 = 900.0;
-    const H: f64 = 260.0;
-    const L: f64 = 70.0; // left margin, for the y labels
-    const R: f64 = 10.0;
-    const T: f64 = 25.0;
-    const B: f64 = 30.0;
-    let points: Vec<Vec<(f64, f64)>> = records
-        .iter()
-        .map(|r| {
-            series(r)
-                .into_iter()
-                .map(|(t, v)| (r.started_unix_secs - t0 + t, v))
-                .collect()
-        })
-        .collect();
-    let all = || points.iter().flatten();
-    let x_max = records
-        .iter()
-        .map(|r| r.started_unix_secs - t0 + r.duration_secs)
-        .fold(1.0, f64::max);
-    let (mut lo, mut hi) = all().fold((f64::MAX, f64::MIN), |(lo, hi), &(_, y)| {
-        (lo.min(y), hi.max(y))
-    });
-    if lo > hi {
-        (lo, hi) = (0.0, 1.0);
+/// The epoch's steady samples as (minutes, value), and the thresholds drawn
+/// over them in a single run: throughput mean +/- max_cv, and RSS's drift
+/// limit above the median of the first window.
+fn limits(fig: &Figure, r: &EpochRecord, steady: &[(f64, f64)]) -> Vec<(String, f64)> {
+    let ys: Vec<f64> = steady.iter().map(|p| p.1).collect();
+    let t = &r.thresholds;
+    match fig.id {
+        "throughput" => epoch::mean(&ys).map_or_else(Vec::new, |m| {
+            vec![
+                ("mean ± max_cv".to_string(), m * (1.0 + t.max_cv)),
+                ("mean ± max_cv".to_string(), m * (1.0 - t.max_cv)),
+            ]
+        }),
+        _ => epoch::median(&ys[..epoch::window(ys.len())]).map_or_else(Vec::new, |first| {
+            vec![("max_rss_drift".to_string(), first * (1.0 + t.max_rss_drift))]
+        }),
     }
-    let pad = ((hi - lo) * 0.05).max(hi.abs() * 0.001).max(1e-9);
-    let (lo, hi) = (lo - pad, hi + pad);
-    let x = |t: f64| L + t / x_max * (W - L - R);
-    let y = |v: f64| T + (hi - v) / (hi - lo) * (H - T - B);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<svg viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" aria-label=\"{t}\">\
-         <text x=\"{L}\" y=\"16\" font-weight=\"bold\">{t}</text>",
+}
+
+/// The figure's plot over every run; thresholds and verdict shading only
+/// for a single run (in a comparison they would repeat per allocator).
+fn plot(fig: &Figure, runs: &[Run], t0: f64) -> Plot {
+    let single = runs.len() == 1;
+    let mut p = Plot {
+        title: fig.title.to_string(),
+        unit: fig.unit,
+        figure: fig.id,
+        spans: Vec::new(),
+        lines: Vec::new(),
+    };
+    let named = |run: &Run, what: &str| {
+        if single {
+            what.to_string()
+        } else {
+            format!("{} {what}", run.name)
+        }
+    };
+    for run in runs {
+        for r in run.records {
+            let start = r.started_unix_secs - t0;
+            let minutes = |t: f64| (start + t) / 60.0;
+            if single {
+                p.spans.push(Span {
+                    from: minutes(0.0),
+                    to: minutes(r.duration_secs),
+                    fill: verdict_colour(r),
+                    class: "epoch",
+                    title: format!("epoch {}: {}", r.epoch, verdict_text(&r.figures.verdict)),
+                });
+            }
+            p.spans.push(Span {
+                from: minutes(0.0),
+                to: minutes((r.warmup_secs as f64).min(r.duration_secs)),
+                fill: "#d0d0d0",
+                class: "warmup",
+                title: format!(
+                    "{} epoch {} warm-up: left out of every figure",
+                    run.name, r.epoch
+                ),
+            });
+            p.lines.push(Line {
+                label: named(run, "samples"),
+                colour: run.colour,
+                style: Style::Data,
+                points: r
+                    .samples
+                    .iter()
+                    .map(|s| (minutes(s.t_secs), (fig.value)(s)))
+                    .collect(),
+            });
+            let steady = epoch::steady_points(&r.samples, fig.value);
+            let (Some(&(a, _)), Some(&(b, _))) = (steady.first(), steady.last()) else {
+                continue;
+            };
+            if let Some((slope, intercept)) = epoch::theil_sen_line(&steady) {
+                p.lines.push(Line {
+                    label: named(run, "trend (Theil-Sen)"),
+                    colour: run.colour,
+                    style: Style::Trend,
+                    points: [a, b].map(|t| (minutes(t), intercept + slope * t)).to_vec(),
+                });
+            }
+            if single {
+                for (label, v) in limits(fig, r, &steady) {
+                    p.lines.push(Line {
+                        label,
+                        colour: "#c00000",
+                        style: Style::Threshold,
+                        points: vec![(minutes(a), v), (minutes(b), v)],
+                    });
+                }
+            }
+        }
+    }
+    p
+}
+
+/// The start of a report page, up to and including `<body>` and its title.
+pub fn page_head(title: &str) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title><style>\
+         body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;margin:1em 0}}\
+         td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}\
+         .pass{{background:#c9ebd0}}.fail{{background:#f4c7c3}}.na{{background:#e4e4e4}}\
+         svg.plot{{display:block;margin:1em 0}}\
+         </style></head><body><h1>{t}</h1>",
         t = escape(title)
-    );
-    for r in records {
-        let (a, b) = (
-            r.started_unix_secs - t0,
-            r.started_unix_secs - t0 + r.duration_secs,
-        );
-        let _ = write!(
-            s,
-            "<rect x=\"{:.1}\" y=\"{T}\" width=\"{:.1}\" height=\"{}\" fill=\"{}\"><title>epoch {}: {}</title></rect>",
-            x(a),
-            (x(b) - x(a)).max(0.5),
-            H - T - B,
-            verdict_colour(r),
-            r.epoch,
-            escape(&verdict_text(&r.figures.verdict))
-        );
-    }
-    let _ = write!(
-        s,
-        "<line x1=\"{L}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#333\"/>\
-         <line x1=\"{L}\" y1=\"{T}\" x2=\"{L}\" y2=\"{0}\" stroke=\"#333\"/>",
-        H - B,
-        W - R
-    );
-    for v in [lo + pad, (lo + hi) / 2.0, hi - pad] {
-        let _ = write!(
-            s,
-            "<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"11\">{}</text>",
-            L - 4.0,
-            y(v) + 4.0,
-            escape(&fmt(v))
-        );
-    }
-    for t in [0.0, x_max / 2.0, x_max] {
-        let _ = write!(
-            s,
-            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\" font-size=\"11\">{:.0} s</text>",
-            x(t),
-            H - B + 16.0,
-            t
-        );
-    }
-    for series in &points {
-        let pts: Vec<String> = series
+    )
+}
+
+/// Every figure's plot over `runs`, with a key to the drawing.
+pub fn plots(runs: &[Run]) -> String {
+    let t0 = runs
+        .iter()
+        .flat_map(|r| r.records.iter().map(|e| e.started_unix_secs))
+        .fold(f64::MAX, f64::min);
+    let [throughput, rss] = &FIGURES;
+    let mut s = plot::svg(&plot(throughput, runs, t0));
+    // The machine's load right under the throughput, on the same time axis.
+    for l in &LOAD_FIGURES {
+        if runs
             .iter()
-            .map(|&(t, v)| format!("{:.1},{:.1}", x(t), y(v)))
-            .collect();
-        let _ = write!(
-            s,
-            "<polyline fill=\"none\" stroke=\"#1f5fbf\" stroke-width=\"1.5\" points=\"{}\"/>",
-            pts.join(" ")
+            .any(|r| r.records.iter().any(|e| !e.load.is_empty()))
+        {
+            s.push_str(&plot::svg(&load_plot(l, runs, t0)));
+        }
+    }
+    s.push_str(&plot::svg(&plot(rss, runs, t0)));
+    s.push_str(
+        "<p>Grey: warm-up, left out of every figure. Thick dashes: the Theil-Sen trend \
+         over the samples after warm-up. ",
+    );
+    if runs.len() == 1 {
+        s.push_str(
+            "Thin red dashes: thresholds (throughput mean ± max_cv; RSS drift limit above the \
+             first window's median). Epoch shading: green passed every check, red failed one, \
+             grey not judged or interrupted.",
         );
     }
-    s.push_str("</svg>");
+    s.push_str("</p>");
     s
 }
 
-/// The whole page.
+/// The whole page of one run.
 pub fn html(source: &str, records: &[EpochRecord]) -> String {
-    let t0 = records
-        .iter()
-        .map(|r| r.started_unix_secs)
-        .fold(f64::MAX, f64::min);
-    let mut s = String::new();
+    let mut s = page_head("soakd report");
     let _ = write!(
         s,
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>soakd report</title><style>\
-         body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
-         td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}\
-         .pass{{background:#c9ebd0}}.fail{{background:#f4c7c3}}.na{{background:#e4e4e4}}\
-         </style></head><body><h1>soakd report</h1><p>{} epochs from <code>{}</code>",
+        "<p>{} epochs from <code>{}</code>",
         records.len(),
         escape(source)
     );
@@ -377,36 +501,12 @@ pub fn html(source: &str, records: &[EpochRecord]) -> String {
         s.push_str("<p>No epochs recorded.</p></body></html>\n");
         return s;
     }
-    s.push_str(&chart(
-        "Throughput (ops/s)",
+    s.push_str(&plots(&[Run {
+        name: "",
+        colour: PALETTE[0],
         records,
-        t0,
-        of_samples(|x| x.ops_per_sec),
-        si,
-    ));
-    // The machine's load right under the throughput, on the same time axis.
-    s.push_str(&chart(
-        "Load average (1 min)",
-        records,
-        t0,
-        of_load(|l| l.load1),
-        |v| format!("{v:.2}"),
-    ));
-    s.push_str(&chart(
-        "Other processes' CPU (share of all CPUs)",
-        records,
-        t0,
-        of_load(|l| l.others_cpu_busy),
-        pct,
-    ));
-    s.push_str(&chart(
-        "RSS (bytes)",
-        records,
-        t0,
-        of_samples(|x| x.rss_bytes as f64),
-        |v| format!("{:.1} MiB", v / (1 << 20) as f64),
-    ));
-    s.push_str("<p>Shading: green, the epoch passed every check; red, it failed one; grey, not judged or interrupted.</p><table><tr>");
+    }]));
+    s.push_str("<p>A dash in the table: a figure the record does not have (written before it existed, or not computable).</p><table><tr>");
     for h in HEADERS {
         let _ = write!(s, "<th>{h}</th>");
     }
@@ -435,21 +535,6 @@ pub fn html(source: &str, records: &[EpochRecord]) -> String {
 mod tests {
     use super::*;
     use crate::results::tests::record;
-
-    #[test]
-    fn table_lists_every_epoch_with_its_verdict() {
-        let mut failing = record(2, true);
-        failing.figures.verdict.cv = Some(false);
-        failing.figures.verdict.all = Some(false);
-        let t = table(&[record(1, true), failing, record(3, false)]);
-        let lines: Vec<&str> = t.lines().collect();
-        assert!(lines[0].contains("epoch") && lines[0].contains("verdict"));
-        assert_eq!(lines.len(), 5, "{t}");
-        assert!(lines[2].contains("FAIL (cv)"), "{t}");
-        assert!(lines[3].trim_start().starts_with('3') && lines[3].contains(" no "));
-        assert!(lines[4].contains("passed every check"));
-        assert_eq!(table(&[]), "no epochs recorded\n");
-    }
 
     #[test]
     fn machine_context_per_run_of_epochs_and_load_per_epoch() {
@@ -494,6 +579,21 @@ mod tests {
     }
 
     #[test]
+    fn table_lists_every_epoch_with_its_verdict() {
+        let mut failing = record(2, true);
+        failing.figures.verdict.cv = Some(false);
+        failing.figures.verdict.all = Some(false);
+        let t = table(&[record(1, true), failing, record(3, false)]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].contains("epoch") && lines[0].contains("verdict"));
+        assert_eq!(lines.len(), 5, "{t}");
+        assert!(lines[2].contains("FAIL (cv)"), "{t}");
+        assert!(lines[3].trim_start().starts_with('3') && lines[3].contains(" no "));
+        assert!(lines[4].contains("passed every check"));
+        assert_eq!(table(&[]), "no epochs recorded\n");
+    }
+
+    #[test]
     fn formats_by_hand() {
         assert_eq!(si(12_345_678.0), "12.35M");
         assert_eq!(si(950.0), "950.0");
@@ -508,22 +608,60 @@ mod tests {
         let mut r2 = record(2, true);
         r2.profile = "<script>".into();
         let page = html("x/epochs.jsonl", &[record(1, true), r2, record(3, false)]);
-        assert_eq!(page.matches("<svg").count(), 4);
-        for title in ["Throughput", "Load average", "Other processes", "RSS"] {
-            assert!(page.contains(title), "no {title} plot");
+        assert_eq!(page.matches("<svg class=\"plot\"").count(), 4);
+        for want in ["throughput", "load1", "others_cpu", "rss"] {
+            let want = format!("data-figure=\"{want}\"");
+            assert!(page.contains(&want), "{want}");
         }
-        assert_eq!(
-            page.matches("<polyline").count(),
-            12,
-            "one line per epoch per plot"
-        );
+        for (label, n) in [
+            (">Mops/s</text>", 1),
+            (">MiB</text>", 1),
+            (">load</text>", 1),
+            (">%</text>", 1),
+            (">minutes</text>", 4),
+        ] {
+            assert_eq!(page.matches(label).count(), n, "{label}");
+        }
+        // Per plot and epoch its samples (the load plots too); per figure
+        // plot and epoch its trend and a warm-up span.
+        assert_eq!(page.matches("<polyline class=\"data\"").count(), 12);
+        for class in ["<polyline class=\"trend\"", "<rect class=\"warmup\""] {
+            assert_eq!(page.matches(class).count(), 6, "{class}");
+        }
         assert!(page.contains("<h2>Machine</h2><pre>machine, epochs 1-3:"));
         assert!(page.contains("Test CPU (2 logical"));
+        // Thresholds: mean +/- max_cv (2) and the drift limit (1) per epoch.
+        assert_eq!(page.matches("<polyline class=\"threshold\"").count(), 9);
         assert!(page.contains("<td class=\"pass\">PASS</td>"));
         for banned in ["http://", "https://", "<script", "<link", "src=", "url("] {
             assert!(!page.contains(banned), "page contains {banned}");
         }
         assert!(html("e", &[]).contains("No epochs"));
+    }
+
+    /// The first 60-minute soak's file, written before RssAnon and the
+    /// trends existed, still loads; what it lacks shows as a dash.
+    #[test]
+    fn an_old_results_file_loads_with_missing_figures_shown() {
+        let old = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/perf/SOAK_2026-11-26_balanced.epochs.jsonl");
+        let existing = results::read(&old).unwrap();
+        assert!(existing.bad_lines.is_empty(), "{:?}", existing.bad_lines);
+        let r = &existing.records[0];
+        assert_eq!(
+            (r.figures.rss_trend, r.samples[0].rss_anon_bytes),
+            (None, None)
+        );
+        let t = table(&existing.records);
+        let row: Vec<&str> = t.lines().nth(1).unwrap().split_whitespace().collect();
+        // RSS trend and throughput trend: the 10th and 11th columns.
+        assert_eq!(&row[9..11], ["-", "-"], "{t}");
+        assert!(
+            row[7].ends_with('%') && row[8].ends_with('%'),
+            "old CV and drift kept: {t}"
+        );
+        let page = html("old", &existing.records);
+        assert_eq!(page.matches("<polyline class=\"trend\"").count(), 2);
     }
 
     #[test]
@@ -534,11 +672,6 @@ mod tests {
         let out = dir.path().join("r.html");
         let text = run(dir.path(), Some(&out)).unwrap();
         assert!(text.contains("1 of 1 epochs passed"), "{text}");
-        assert!(
-            text.starts_with("machine, epoch 1:\n  host:    test-host"),
-            "{text}"
-        );
-        assert!(text.contains("load, epoch 1: load1 1.50 mean"), "{text}");
         assert!(std::fs::read_to_string(&out).unwrap().contains("<svg"));
         assert!(run(&dir.path().join("missing"), None).is_err());
     }

@@ -56,7 +56,8 @@ pub struct EpochRecord {
     pub warmup_secs: u64,
     pub threads: usize,
     pub ops: Ops,
-    /// Allocator syscalls during the epoch; null where not observable (libc backend).
+    /// Allocator syscalls during the epoch; null where not observable (libc
+    /// backend without a preloaded libhakmem.so).
     pub syscalls: Option<u64>,
     #[serde(flatten)]
     pub figures: Figures,
@@ -323,6 +324,7 @@ pub(crate) mod tests {
                 ops: 2_000_000 + 10_000 * k,
                 ops_per_sec: 1_000_000.0 + 5_000.0 * k as f64,
                 rss_bytes: 10_000_000 + 1_000 * k,
+                rss_anon_bytes: Some(9_000_000),
                 warmup: k <= 2,
             })
             .collect();

@@ -51,9 +51,13 @@ pub struct Runner {
     pub max_epochs: Option<u64>,
 }
 
-/// The allocator's syscalls so far, where the workload's allocator is hakmem.
+/// The workload allocator's syscalls so far, where it is hakmem: soakd's
+/// own, or a preloaded libhakmem.so under the libc backend.
 fn syscalls(b: Backend) -> Option<u64> {
-    (b == Backend::Hakmem).then(|| hakmem::stats().syscalls_total())
+    match b {
+        Backend::Hakmem => Some(hakmem::stats().syscalls_total()),
+        Backend::Libc => crate::preloaded::syscalls(),
+    }
 }
 
 impl Runner {
@@ -92,7 +96,7 @@ impl Runner {
                     }
                 }
                 let s = self.take_sample(&mut last, epoch_start, offset)?;
-                self.state.metrics.sample(s.ops_per_sec, s.rss_bytes);
+                self.state.metrics.sample(s.ops_per_sec, s.rss());
                 let l = load_sampler.sample(s.t_secs);
                 self.state.metrics.load(&l);
                 load.push(l);
@@ -255,7 +259,8 @@ impl Runner {
             t_secs: (now - epoch_start).as_secs_f64(),
             ops: n,
             ops_per_sec: if dt > 0.0 { n as f64 / dt } else { 0.0 },
-            rss_bytes: rss,
+            rss_bytes: rss.total,
+            rss_anon_bytes: Some(rss.anon),
             // Classified by schedule, so a late timer cannot move a sample across.
             warmup: epoch::is_warmup(offset.as_secs_f64(), self.cfg.epoch.warmup_secs as f64),
         })
@@ -279,10 +284,14 @@ fn log_epoch(r: &EpochRecord) {
         throughput_min = f.throughput.map(|t| t.min),
         cv = f.cv,
         rss_drift = f.rss_drift,
+        rss_trend_per_hour = f.rss_trend,
+        throughput_trend_per_hour = f.throughput_trend,
         syscalls_per_op = f.syscalls_per_op,
         verdict = f.verdict.word(),
         verdict_cv = f.verdict.cv,
         verdict_rss_drift = f.verdict.rss_drift,
+        verdict_rss_trend = f.verdict.rss_trend,
+        verdict_throughput_trend = f.verdict.throughput_trend,
         verdict_syscalls_per_op = f.verdict.syscalls_per_op,
         "epoch {} {}",
         r.epoch,

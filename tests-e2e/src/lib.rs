@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod chromium;
+
 #[cfg(test)]
 #[global_allocator]
 static A: hakmem::Hakmem = hakmem::Hakmem;
@@ -78,16 +80,38 @@ pub fn soakd_bin() -> &'static Path {
 }
 
 fn build_soakd() -> PathBuf {
+    cargo_build(&["-p", "soakd", "--bin", "soakd"], |m| {
+        (m["target"]["name"] == "soakd")
+            .then(|| m["executable"].as_str().map(PathBuf::from))
+            .flatten()
+    })
+}
+
+/// Path of libhakmem.so (package `hakmem-capi`), built once per test process
+/// with the same profile as the test, like [`soakd_bin`].
+pub fn libhakmem() -> &'static Path {
+    static SO: OnceLock<PathBuf> = OnceLock::new();
+    SO.get_or_init(|| {
+        cargo_build(&["-p", "hakmem-capi", "--lib"], |m| {
+            m["filenames"]
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|f| f.ends_with("/libhakmem.so"))
+                .map(PathBuf::from)
+        })
+    })
+}
+
+/// Runs `cargo build ARGS` with this test's profile and returns the artifact
+/// `pick` finds in cargo's JSON messages.
+fn cargo_build(args: &[&str], pick: impl Fn(&Value) -> Option<PathBuf>) -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root()).args([
-        "build",
-        "-p",
-        "soakd",
-        "--bin",
-        "soakd",
-        "--message-format=json-render-diagnostics",
-    ]);
+    cmd.current_dir(workspace_root())
+        .arg("build")
+        .args(args)
+        .arg("--message-format=json-render-diagnostics");
     // The test executable sits in <target>/<profile dir>/deps/.
     let exe = std::env::current_exe().expect("current_exe");
     let profile_dir = exe
@@ -105,17 +129,18 @@ fn build_soakd() -> PathBuf {
             cmd.args(["--profile", other]);
         }
     }
+    let what = args.join(" ");
     let out = cmd
         .stderr(Stdio::inherit())
         .output()
-        .expect("running cargo build -p soakd");
-    assert!(out.status.success(), "cargo build -p soakd failed");
+        .unwrap_or_else(|e| panic!("running cargo build {what}: {e}"));
+    assert!(out.status.success(), "cargo build {what} failed");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "soakd")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .expect("cargo build -p soakd reported no soakd executable")
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .find_map(|m| pick(&m))
+        .unwrap_or_else(|| panic!("cargo build {what} reported no such artifact"))
 }
 
 /// A loopback port that was free a moment ago. The tiny race with other
