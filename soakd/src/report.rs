@@ -306,9 +306,9 @@ fn load_plot(fig: &LoadFigure, runs: &[Run], t0: f64) -> Plot {
             let start = r.started_unix_secs - t0;
             p.lines.push(Line {
                 label: if runs.len() == 1 {
-                    fig.unit.to_string()
+                    "per sample".to_string()
                 } else {
-                    format!("{} {}", run.name, fig.unit)
+                    run.name.to_string()
                 },
                 colour: run.colour,
                 style: Style::Data,

@@ -91,7 +91,7 @@ fn a_short_comparison_alternates_and_writes_every_file() {
         "{md}"
     );
     let figures = assert_draws_every_plot(&out.join("compare.html"));
-    assert_eq!(figures, ["throughput", "rss"]);
+    assert_eq!(figures, ["throughput", "load1", "others_cpu", "rss"]);
 }
 
 #[test]

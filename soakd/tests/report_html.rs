@@ -46,7 +46,7 @@ fn a_fresh_runs_report_draws_every_plot() {
     assert!(status.success(), "{stderr}");
     let (table, figures) = report(&out, &dir.path().join("r.html"));
     assert!(table.contains("RSS trend/h"), "{table}");
-    assert_eq!(figures, ["throughput", "rss"]);
+    assert_eq!(figures, ["throughput", "load1", "others_cpu", "rss"]);
 }
 
 #[test]
@@ -55,5 +55,6 @@ fn an_old_results_files_report_draws_every_plot() {
     let dir = tempfile::tempdir().unwrap();
     let (table, figures) = report(&old, &dir.path().join("old.html"));
     assert!(!table.contains("warning"), "{table}");
+    // Written before soakd recorded the load: no load plots.
     assert_eq!(figures, ["throughput", "rss"]);
 }

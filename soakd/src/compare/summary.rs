@@ -204,7 +204,8 @@ mod tests {
                 ("glibc".into(), vec![record(1, true)]),
             ],
         );
-        assert_eq!(page.matches("<svg class=\"plot\"").count(), 2);
+        // Throughput, the two load plots (the records carry load), RSS.
+        assert_eq!(page.matches("<svg class=\"plot\"").count(), 4);
         // Both allocators on each plot, in their own colours; no thresholds.
         assert!(page.contains("hakmem samples") && page.contains("glibc samples"));
         assert!(!page.contains("class=\"threshold\""));
