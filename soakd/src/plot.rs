@@ -70,7 +70,9 @@ pub struct Plot {
 const MIN_RELATIVE_SPAN: f64 = 0.2;
 
 /// The y range for these values: their extent, widened about its centre to
-/// at least `MIN_RELATIVE_SPAN` of the median magnitude, padded by 5%.
+/// at least `MIN_RELATIVE_SPAN` of the median magnitude, padded by 5%. Values
+/// that are all zero (no syscalls in a whole run) get a span of 1, not one
+/// so small that the axis labels read 1e-308.
 pub fn y_range(values: &[f64]) -> (f64, f64) {
     let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
     let Some(median) = crate::epoch::median(&finite) else {
@@ -78,9 +80,8 @@ pub fn y_range(values: &[f64]) -> (f64, f64) {
     };
     let lo = finite.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let span = (hi - lo)
-        .max(MIN_RELATIVE_SPAN * median.abs())
-        .max(f64::MIN_POSITIVE);
+    let span = (hi - lo).max(MIN_RELATIVE_SPAN * median.abs());
+    let span = if span > 0.0 { span } else { 1.0 };
     let (mid, half) = ((lo + hi) / 2.0, span * 0.55);
     // Non-negative quantities get no invented negative axis.
     let lo = if lo >= 0.0 {
@@ -300,6 +301,12 @@ mod tests {
         assert_eq!(y_range(&[0.0, 0.1]).0, 0.0);
         assert_eq!(y_range(&[-1.0, 1.0]), (-1.1, 1.1));
         assert_eq!(y_range(&[]), (0.0, 1.0));
+        assert_eq!(y_range(&[0.0, 0.0, 0.0]), (0.0, 0.55));
+        let zero = ticks(0.0, 0.55, 4);
+        assert!(
+            zero.len() >= 2 && zero.iter().all(|t| *t == 0.0 || *t >= 0.1),
+            "{zero:?}"
+        );
         let (lo, hi) = y_range(&[5.0, 5.0]);
         assert!(lo < 5.0 && hi > 5.0);
     }
