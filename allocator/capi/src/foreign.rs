@@ -7,6 +7,13 @@
 //! to our `free`, `realloc` or `malloc_usable_size` must not crash the program,
 //! so those functions hand it to glibc's own `free` / `malloc_usable_size`.
 //!
+//! A pointer that is neither hakmem's nor glibc's (a stack or static buffer,
+//! an `mmap`ed page) must not reach glibc either: its `free` would read a
+//! made-up chunk header and might not stop. While glibc's malloc holds no block
+//! at all (`mallinfo2`: nothing in use; the usual case under `LD_PRELOAD`, where
+//! glibc's malloc is never called), every foreign pointer is such a pointer,
+//! and hakmem rejects it itself with its `hakmem:` message.
+//!
 //! glibc's functions are looked up lazily, the first time a foreign pointer
 //! shows up, never during hakmem's initialisation: `dlopen`/`dlsym` allocate
 //! (through our malloc), which is fine once hakmem is up. They are looked up on
@@ -14,16 +21,23 @@
 //! glibc's definitions whether libhakmem.so was preloaded, linked or dlopen'ed.
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 type FreeFn = unsafe extern "C" fn(*mut c_void);
 type UsableSizeFn = unsafe extern "C" fn(*mut c_void) -> usize;
+type MallinfoFn = unsafe extern "C" fn() -> libc::mallinfo2;
 
 /// glibc's `free`, as an address; 0 until resolved. Written after `USABLE_SIZE`
 /// with release ordering, so a reader that sees it also sees `USABLE_SIZE`.
 static FREE: AtomicUsize = AtomicUsize::new(0);
 /// glibc's `malloc_usable_size`, as an address.
 static USABLE_SIZE: AtomicUsize = AtomicUsize::new(0);
+/// glibc's `mallinfo2`, as an address; 0 if this glibc lacks it.
+static MALLINFO: AtomicUsize = AtomicUsize::new(0);
+/// Set once glibc's malloc was seen holding blocks: from then on foreign
+/// pointers go to glibc, which judges them itself (never cleared, so the
+/// arena walk of `mallinfo2` runs only until glibc is first seen in use).
+static GLIBC_IN_USE: AtomicBool = AtomicBool::new(false);
 /// `pthread_self()` of the thread that is resolving, 0 when none: if the lookup
 /// itself frees a foreign pointer, the inner call must not start a second lookup.
 static RESOLVER: AtomicUsize = AtomicUsize::new(0);
@@ -68,10 +82,12 @@ pub fn libc() -> Lookup {
         } else {
             let f = libc::dlsym(h, c"free".as_ptr()) as usize;
             let u = libc::dlsym(h, c"malloc_usable_size".as_ptr()) as usize;
-            (f != 0 && u != 0).then_some((f, u))
+            let m = libc::dlsym(h, c"mallinfo2".as_ptr()) as usize;
+            (f != 0 && u != 0).then_some((f, u, m))
         }
     };
-    if let Some((f, u)) = found {
+    if let Some((f, u, m)) = found {
+        MALLINFO.store(m, Ordering::Relaxed);
         USABLE_SIZE.store(u, Ordering::Relaxed);
         FREE.store(f, Ordering::Release);
     }
@@ -107,6 +123,29 @@ impl Libc {
     pub unsafe fn free(self, p: *mut c_void) {
         // SAFETY: forwarded to the allocator that owns p (caller's contract).
         unsafe { (self.free)(p) }
+    }
+
+    /// Whether glibc's malloc may own a foreign pointer: false only when it
+    /// holds no block at all, so that the pointer cannot be a live block of
+    /// any allocator in the process.
+    pub fn may_own_blocks(self) -> bool {
+        if GLIBC_IN_USE.load(Ordering::Relaxed) {
+            return true;
+        }
+        let m = MALLINFO.load(Ordering::Relaxed);
+        if m == 0 {
+            // An old glibc without mallinfo2: it judges the pointer itself.
+            return true;
+        }
+        // SAFETY: `m` was stored (before FREE, which `resolved` saw) from a
+        // dlsym lookup of glibc's `mallinfo2`, which has this signature; it
+        // neither allocates nor reads anything of ours.
+        let info = unsafe { core::mem::transmute::<usize, MallinfoFn>(m)() };
+        let in_use = info.uordblks + info.hblkhd > 0;
+        if in_use {
+            GLIBC_IN_USE.store(true, Ordering::Relaxed);
+        }
+        in_use
     }
 
     /// glibc's usable size of one of its blocks.

@@ -94,7 +94,11 @@ fn page_size() -> usize {
 unsafe fn free_foreign(p: *mut c_void) {
     match foreign::libc() {
         // SAFETY: p is not hakmem's, so (by free's contract) it is glibc's.
-        foreign::Lookup::Found(libc) => unsafe { libc.free(p) },
+        foreign::Lookup::Found(libc) if libc.may_own_blocks() => unsafe { libc.free(p) },
+        foreign::Lookup::Found(_) => raw::fatal(
+            "free(): invalid pointer (neither hakmem's nor glibc's)",
+            p.cast(),
+        ),
         // Freeing it is impossible while the lookup is running; leaking one
         // block is the only safe way out.
         foreign::Lookup::Recursive => {}
@@ -107,8 +111,9 @@ unsafe fn free_foreign(p: *mut c_void) {
 /// realloc for a block hakmem does not own: moved into a hakmem block.
 #[cold]
 unsafe fn realloc_foreign(p: *mut c_void, size: usize) -> *mut c_void {
-    let foreign::Lookup::Found(libc) = foreign::libc() else {
-        raw::fatal("realloc(): invalid pointer (not from hakmem)", p.cast())
+    let libc = match foreign::libc() {
+        foreign::Lookup::Found(libc) if libc.may_own_blocks() => libc,
+        _ => raw::fatal("realloc(): invalid pointer (not from hakmem)", p.cast()),
     };
     // SAFETY: p is glibc's live block (realloc's contract), so glibc knows its
     // usable size; the new block is a fresh hakmem block of at least `size`
@@ -303,7 +308,7 @@ pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     }
     match foreign::libc() {
         // SAFETY: not hakmem's, so glibc's live block (caller's contract).
-        foreign::Lookup::Found(libc) => unsafe { libc.usable_size(p) },
+        foreign::Lookup::Found(libc) if libc.may_own_blocks() => unsafe { libc.usable_size(p) },
         _ => raw::fatal(
             "malloc_usable_size(): invalid pointer (not from hakmem)",
             p.cast(),
