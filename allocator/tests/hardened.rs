@@ -271,7 +271,7 @@ works!(threads_allocate_and_free_each_others_blocks, {
                     x ^= x >> 7;
                     x ^= x << 17;
                     let size = (x % 5000) as usize;
-                    if live.len() > 200 || (x >> 40) % 3 == 0 && !live.is_empty() {
+                    if live.len() > 200 || (x >> 40).is_multiple_of(3) && !live.is_empty() {
                         let (p, size) = live.swap_remove((x >> 20) as usize % live.len());
                         // SAFETY: the block is live and `size` bytes long.
                         unsafe { common::check(p as *const u8, size, p as u64) };

@@ -29,7 +29,11 @@ pub(super) fn install() {
             sa.sa_sigaction = handler as extern "C" fn(_, _, _) as usize;
             sa.sa_flags = libc::SA_SIGINFO;
             libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, (*(&raw mut PREVIOUS))[i].as_mut_ptr());
+            libc::sigaction(
+                sig,
+                &sa,
+                (&raw mut PREVIOUS).cast::<libc::sigaction>().add(i),
+            );
         }
     }
 }
@@ -63,7 +67,7 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut l
     unsafe {
         libc::sigaction(
             sig,
-            (*(&raw const PREVIOUS))[i].as_ptr(),
+            (&raw const PREVIOUS).cast::<libc::sigaction>().add(i),
             core::ptr::null_mut(),
         )
     };

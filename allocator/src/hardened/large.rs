@@ -17,7 +17,7 @@
 
 use super::quarantine::Ring;
 use super::random::Rng;
-use super::{canary_intact, fill_canary, overflow, Kind, Misuse, MIN_ALIGN};
+use super::{canary, canary_intact, fill_canary, overflow, Kind, Misuse, MIN_ALIGN};
 use crate::arena::{self, ARENA_CHUNKS};
 use crate::os::{self, PAGE};
 use crate::segmap::{self, Chunk, CHUNK};
@@ -105,7 +105,7 @@ impl Large {
         let b = Block { h };
         let [(lead, _), (_, tail)] = b.slack();
         for (from, to) in b.slack() {
-            fill_canary((*h).secret, from, to);
+            fill_canary(canary((*h).secret, p), from, to);
         }
         os::protect(base.add(PAGE), lead - base as usize - PAGE, false);
         os::protect(tail as *mut u8, base as usize + len - tail, false);
@@ -121,7 +121,7 @@ impl Large {
         let h = b.h;
         let p = h as usize + (*h).start;
         for (from, to) in b.slack() {
-            if !canary_intact((*h).secret, from, to) {
+            if !canary_intact(canary((*h).secret, p), from, to) {
                 overflow(p as *const u8);
             }
         }

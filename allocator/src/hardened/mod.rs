@@ -206,63 +206,57 @@ pub(crate) fn unlock_after_fork() {
     STATE.force_unlock();
 }
 
-/// The canary byte pattern: 8 bytes at the 8-aligned address `a` of a block
-/// whose slab (or large block) has secret `secret`. Never a zero byte, so an
-/// overflow by a string's terminating NUL is caught.
+/// The canary of the block at `block`, whose slab (or large block) has
+/// secret `secret`: the word stored at every 8-aligned address of its slack
+/// (one word per block, so filling and checking are plain word loops). Never
+/// a zero byte, so an overflow by a string's terminating NUL is caught.
 #[inline(always)]
-fn canary_word(secret: u64, a: usize) -> u64 {
-    (secret ^ a as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 0x0101_0101_0101_0101
+fn canary(secret: u64, block: usize) -> u64 {
+    (secret ^ block as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 0x0101_0101_0101_0101
 }
 
-/// Writes the canary over `[start, end)`.
+/// The canary byte at address `a` (little-endian: what a word store put there).
+#[inline(always)]
+fn canary_byte(word: u64, a: usize) -> u8 {
+    (word >> ((a & 7) * 8)) as u8
+}
+
+/// Writes the canary `word` over `[start, end)`.
 ///
 /// # Safety
 /// The range is writable memory of one block.
-unsafe fn fill_canary(secret: u64, start: usize, end: usize) {
+unsafe fn fill_canary(word: u64, start: usize, end: usize) {
     let bytes = core::slice::from_raw_parts_mut(start as *mut u8, end - start);
     // SAFETY: any bit pattern is a valid u64.
     let (head, words, tail) = bytes.align_to_mut::<u64>();
-    let words_at = start + head.len();
+    let tail_at = end - tail.len();
     for (i, b) in head.iter_mut().enumerate() {
-        *b = canary_byte(secret, start + i);
+        *b = canary_byte(word, start + i);
     }
-    for (i, w) in words.iter_mut().enumerate() {
-        *w = canary_word(secret, words_at + 8 * i);
-    }
-    let tail_at = words_at + 8 * words.len();
+    words.fill(word);
     for (i, b) in tail.iter_mut().enumerate() {
-        *b = canary_byte(secret, tail_at + i);
+        *b = canary_byte(word, tail_at + i);
     }
 }
 
-/// Whether `[start, end)` still holds the canary.
+/// Whether `[start, end)` still holds the canary `word`.
 ///
 /// # Safety
 /// The range is readable memory of one block.
-unsafe fn canary_intact(secret: u64, start: usize, end: usize) -> bool {
+unsafe fn canary_intact(word: u64, start: usize, end: usize) -> bool {
     let bytes = core::slice::from_raw_parts(start as *const u8, end - start);
     // SAFETY: any bit pattern is a valid u64.
     let (head, words, tail) = bytes.align_to::<u64>();
-    let words_at = start + head.len();
-    let tail_at = words_at + 8 * words.len();
-    let mut diff = 0u64;
-    for (i, w) in words.iter().enumerate() {
-        diff |= w ^ canary_word(secret, words_at + 8 * i);
-    }
-    diff == 0
+    let tail_at = end - tail.len();
+    words.iter().fold(0, |acc, w| acc | (w ^ word)) == 0
         && head
             .iter()
             .enumerate()
-            .all(|(i, &b)| b == canary_byte(secret, start + i))
+            .all(|(i, &b)| b == canary_byte(word, start + i))
         && tail
             .iter()
             .enumerate()
-            .all(|(i, &b)| b == canary_byte(secret, tail_at + i))
-}
-
-fn canary_byte(secret: u64, a: usize) -> u8 {
-    // Little-endian: the byte a word store would have put at `a`.
-    (canary_word(secret, a & !7) >> ((a & 7) * 8)) as u8
+            .all(|(i, &b)| b == canary_byte(word, tail_at + i))
 }
 
 /// Whether `[start, start + len)` reads as zero.

@@ -19,7 +19,7 @@
 
 use super::quarantine::Ring;
 use super::random::Rng;
-use super::{canary_intact, fill_canary, is_zero, overflow, Kind, Misuse};
+use super::{canary, canary_intact, fill_canary, is_zero, overflow, Kind, Misuse};
 use crate::check;
 use crate::os::{self, PAGE};
 use crate::segmap::{self, Chunk as Entry, CHUNK};
@@ -146,7 +146,7 @@ impl Slabs {
                 p as *const u8,
             );
         }
-        fill_canary(*(*h).secrets.add(slab), p + size, p + bs);
+        fill_canary(canary(*(*h).secrets.add(slab), p), p + size, p + bs);
         p as *mut u8
     }
 
@@ -174,8 +174,8 @@ impl Slabs {
     pub(super) unsafe fn free(&mut self, b: Block) {
         let h = b.h;
         let bs = (*h).block_size as usize;
-        let secret = *(*h).secrets.add(b.slab);
-        if !canary_intact(secret, b.p + b.size(), b.p + bs) {
+        let word = canary(*(*h).secrets.add(b.slab), b.p);
+        if !canary_intact(word, b.p + b.size(), b.p + bs) {
             overflow(b.p as *const u8);
         }
         check_neighbours(&b);
@@ -222,7 +222,7 @@ unsafe fn check_neighbours(b: &Block) {
         let i = bit(h, b.slab, k);
         if test((*h).live, i) {
             let size = *(*h).requested.add(i) as usize;
-            if !canary_intact(*(*h).secrets.add(b.slab), q + size, q + bs) {
+            if !canary_intact(canary(*(*h).secrets.add(b.slab), q), q + size, q + bs) {
                 overflow(q as *const u8);
             }
         } else {
@@ -307,7 +307,7 @@ unsafe fn new_chunk(class: usize, rng: &mut Rng) -> Option<*mut Header> {
     h.write(Header {
         kind: Kind::Small,
         block_size: bs as u32,
-        shift: shift as u32,
+        shift,
         first: first as u32,
         slabs: slabs as u32,
         blocks: blocks as u32,

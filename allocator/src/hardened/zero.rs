@@ -27,7 +27,7 @@ struct Header {
     live: [u64; WORDS],
 }
 
-const _: () = assert!(core::mem::size_of::<Header>() <= BODY - PAGE && SLOTS % 64 == 0);
+const _: () = assert!(core::mem::size_of::<Header>() <= BODY - PAGE && SLOTS.is_multiple_of(64));
 
 pub(super) struct Block {
     h: *mut Header,
@@ -82,7 +82,7 @@ pub(super) unsafe fn find(base: usize, p: *const u8) -> Result<Block, Misuse> {
     let h = base as *mut Header;
     let off = (p as usize - base).wrapping_sub(BODY);
     let slot = off / 16;
-    if off % 16 != 0 || slot >= SLOTS || (*h).live[slot / 64] & (1 << (slot % 64)) == 0 {
+    if !off.is_multiple_of(16) || slot >= SLOTS || (*h).live[slot / 64] & (1 << (slot % 64)) == 0 {
         return Err(Misuse::Invalid);
     }
     Ok(Block { h, slot })
