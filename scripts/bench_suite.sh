@@ -2,8 +2,9 @@
 # Benchmark (not a test): the classic allocator workload shapes of issue 9,
 # each a C program of ours under allocator/capi/bench/ (its header comment
 # says the shape and the public benchmark it follows), run under LD_PRELOAD
-# with libhakmem.so, Debian's libmimalloc2.0 and libjemalloc2, and with
-# glibc's own malloc:
+# with libhakmem.so (default profile, and as column "hardened" the same
+# library under HAKMEM_PROFILE=hardened), Debian's libmimalloc2.0 and
+# libjemalloc2, and with glibc's own malloc:
 #
 #   larson         server with thread churn (larson), plain free
 #   larson-sized   the same with sized free (larson-sized)
@@ -90,20 +91,23 @@ for prog in larson mstress large live simple xchurn prodcons mixed peakrss; do
         "$root/allocator/capi/bench/$prog.c" -ldl
 done
 
-names=(hakmem mimalloc jemalloc glibc)
-declare -A lib=([hakmem]=$hakmem [mimalloc]=$mimalloc [jemalloc]=$jemalloc [glibc]="")
+names=(hakmem hardened mimalloc jemalloc glibc)
+declare -A lib=([hakmem]=$hakmem [hardened]=$hakmem [mimalloc]=$mimalloc [jemalloc]=$jemalloc [glibc]="")
+# The hardened column is libhakmem.so with its profile chosen at start-up.
+declare -A environment=([hardened]=HAKMEM_PROFILE=hardened)
 
 # run ROW ALLOC: one run of ROW's program under ALLOC; its time and peak RSS
 # are appended to $work/ROW.ALLOC.time and .rss.
 run() {
-    local row=$1 alloc=$2 name cmd metric out served value argv
+    local row=$1 alloc=$2 name cmd metric out served value argv extra=()
     name=$(field "$row" 0)
     cmd=$(field "$row" "$col")
     metric=$(field "$row" 5)
     read -ra argv <<<"$cmd"
     argv[0]=$work/${argv[0]}
+    [[ -n ${environment[$alloc]:-} ]] && extra=("${environment[$alloc]}")
     # Only the program is preloaded (through env), not the wrappers.
-    out=$(timeout "$limit" "$work/peakrss" env LD_PRELOAD="${lib[$alloc]}" "${argv[@]}") ||
+    out=$(timeout "$limit" "$work/peakrss" env LD_PRELOAD="${lib[$alloc]}" "${extra[@]}" "${argv[@]}") ||
         { echo "$name under $alloc failed (status $?): $cmd" >&2; echo "$out" >&2; exit 1; }
     served=$(sed -n 's/^malloc=//p' <<<"$out")
     if [[ $alloc == glibc ]]; then
@@ -144,8 +148,8 @@ echo "Commit $commit; $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs ($(grep -m
 echo
 echo "Each cell: median wall time (ratio to mimalloc's time: lower is better), median peak RSS."
 echo
-echo "| workload | hakmem / mimalloc | hakmem | mimalloc | jemalloc | glibc |"
-echo "|---|---|---|---|---|---|"
+echo "| workload | hakmem / mimalloc | hakmem | hardened | mimalloc | jemalloc | glibc |"
+echo "|---|---|---|---|---|---|---|"
 for row in "${rows[@]}"; do
     name=$(field "$row" 0)
     base=$(median "$work/$name.mimalloc.time")

@@ -32,7 +32,7 @@ use crate::remote::{Block, Inbox};
 use crate::segmap::Chunk;
 use crate::size_class::{CLASS_SIZE, NUM_CLASSES};
 use crate::superslab::{self, state, Kind, Slab, EMPTY_SLAB};
-use crate::{check, init, list, os, reclaim, release, tls};
+use crate::{check, hardened, init, list, os, reclaim, release, tls};
 use core::ptr::{self, null_mut};
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
@@ -134,9 +134,10 @@ unsafe fn used(s: *mut Slab) -> u32 {
     (*s).used.load(Ordering::Relaxed)
 }
 
-/// Allocates a block of `class` (fast path).
+/// Allocates a block of `class` for a request of `size` bytes (fast path;
+/// only the slow path uses `size`, which the caller has in a register).
 #[inline(always)]
-pub(crate) unsafe fn alloc(class: usize) -> *mut u8 {
+pub(crate) unsafe fn alloc(class: usize, size: usize) -> *mut u8 {
     let heap = tls::get();
     if !heap.is_null() {
         let s = *(*heap).cur.get_unchecked(class);
@@ -149,7 +150,7 @@ pub(crate) unsafe fn alloc(class: usize) -> *mut u8 {
             return b.cast();
         }
     }
-    alloc_slow(class, false)
+    alloc_slow(class, size, false)
 }
 
 /// Allocates a zeroed block of `class`.
@@ -164,7 +165,7 @@ pub(crate) unsafe fn alloc_zeroed(class: usize, size: usize) -> *mut u8 {
             return b;
         }
     }
-    alloc_slow(class, true)
+    alloc_slow(class, size, true)
 }
 
 /// Frees a block of a superslab (fast path); `chunk` is its chunk map entry.
@@ -292,9 +293,15 @@ unsafe fn free_orphan(heap: *mut Heap, owner: *mut Heap, s: *mut Slab, b: *mut B
 
 #[cold]
 #[inline(never)]
-unsafe fn alloc_slow(class: usize, zero: bool) -> *mut u8 {
+unsafe fn alloc_slow(class: usize, size: usize, zero: bool) -> *mut u8 {
     let mut heap = tls::get();
     if heap.is_null() {
+        // The hardened profile is chosen at initialisation; its threads
+        // never get a heap, so all their requests come this way.
+        init::ensure();
+        if hardened::on() {
+            return hardened::alloc(size, 1, zero);
+        }
         heap = attach();
         if heap.is_null() {
             return null_mut();

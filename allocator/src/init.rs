@@ -15,12 +15,12 @@
 //!   is gone. At unload the key is deleted, so a `dlclose`d libhakmem is never
 //!   called back.
 //! - Fork: the prepare handler takes every lock (registry, each heap, pool,
-//!   large cache). Locks are re-entrant, so the prepare handlers glibc runs
+//!   large cache, the hardened profile's). Locks are re-entrant, so the prepare handlers glibc runs
 //!   after ours (those registered before hakmem's, in reverse order) may
 //!   malloc and free. The child releases them and turns the other threads'
 //!   heaps into orphans, so their blocks come back as the child frees them.
 
-use crate::{check, heap, large, options, os, reclaim, remote, stats, superslab, tls};
+use crate::{check, hardened, heap, large, options, os, reclaim, remote, stats, superslab, tls};
 use core::sync::atomic::{AtomicU8, Ordering};
 
 static STATE: AtomicU8 = AtomicU8::new(0);
@@ -100,6 +100,8 @@ extern "C" fn thread_exit(h: *mut libc::c_void) {
 }
 
 extern "C" fn fork_prepare() {
+    // First: the hardened lock's holder takes the arena lock inside it.
+    hardened::lock_for_fork();
     heap::lock_for_fork();
     superslab::lock_for_fork();
     large::lock_for_fork();
@@ -109,6 +111,7 @@ extern "C" fn fork_parent() {
     large::unlock_after_fork();
     superslab::unlock_after_fork();
     heap::unlock_after_fork();
+    hardened::unlock_after_fork();
 }
 
 /// In the child only the forking thread survives: the locks, held by it
@@ -155,11 +158,12 @@ pub fn print_summary() {
     };
     put(b"hakmem: stats profile=", &mut buf);
     put(options::options().profile.name().as_bytes(), &mut buf);
-    let fields: [(&[u8], u64); 8] = [
+    let fields: [(&[u8], u64); 9] = [
         (b" mmap=", s.mmap),
         (b" munmap=", s.munmap),
         (b" madvise=", s.madvise),
         (b" mremap=", s.mremap),
+        (b" mprotect=", s.mprotect),
         (b" mapped_bytes=", s.mapped_bytes),
         (b" superslabs=", s.superslabs),
         (b" superslabs_released=", s.superslabs_released),

@@ -18,6 +18,8 @@
 //! - `segmap`: which 2 MiB chunks are hakmem's (routes `free` in O(1));
 //! - `large`: blocks over 64 KiB, in page chunks or chunk runs of the arenas
 //!   (direct mappings beyond 32 MiB), with a decaying reuse cache;
+//! - `hardened`: the hardened profile (guard pages, canaries, quarantine),
+//!   chosen at start-up; it takes over every allocation when on;
 //! - `os`: every syscall, counted; `release` and `prewarm`: policy boxes;
 //! - `reclaim`: the background release thread (memory of idle and gone threads);
 //! - `options`, `stats`, `init` (start-up, fork, exit), `check` (fatal errors),
@@ -39,6 +41,7 @@ macro_rules! observe {
 
 mod arena;
 mod check;
+mod hardened;
 mod heap;
 mod init;
 mod large;
@@ -150,7 +153,7 @@ unsafe impl GlobalAlloc for Hakmem {
 pub mod raw {
     use crate::segmap::{self, Chunk};
     use crate::size_class::{class_for, class_for_aligned};
-    use crate::{check, heap, large, superslab};
+    use crate::{check, hardened, heap, large, superslab};
 
     /// Whether `align` needs no more than a class's natural alignment.
     #[inline(always)]
@@ -167,7 +170,7 @@ pub mod raw {
     pub unsafe fn alloc(size: usize, align: usize) -> *mut u8 {
         if plain(size, align) {
             if let Some(c) = class_for(size) {
-                return heap::alloc(c);
+                return heap::alloc(c, size);
             }
         }
         alloc_other(size, align, false)
@@ -191,9 +194,12 @@ pub mod raw {
         if !align.is_power_of_two() {
             return core::ptr::null_mut();
         }
+        if hardened::on() {
+            return hardened::alloc(size, align, zero);
+        }
         match class_for_aligned(size, align) {
             Some(c) if zero => heap::alloc_zeroed(c, size),
-            Some(c) => heap::alloc(c),
+            Some(c) => heap::alloc(c, size),
             None => large::alloc(size, align, zero),
         }
     }
@@ -218,6 +224,7 @@ pub mod raw {
         match kind {
             Chunk::Foreign if p.is_null() => {}
             Chunk::Foreign => check::fatal("free(): invalid pointer (not from hakmem)", p),
+            k if hardened::on() || k.is_hardened() => hardened::free(p, k),
             k => large::free(p, k),
         }
     }
@@ -236,7 +243,7 @@ pub mod raw {
             heap::free(p, kind);
             true
         } else if kind != Chunk::Foreign {
-            large::free(p, kind);
+            free_other(p, kind);
             true
         } else {
             false
@@ -262,6 +269,9 @@ pub mod raw {
             return alloc(new_size, align);
         }
         let kind = segmap::lookup(p);
+        if kind.is_hardened() {
+            return hardened::realloc(p, kind, new_size, align);
+        }
         if check::CHECKS && !owns(p) {
             check::fatal("realloc(): invalid pointer", p);
         }
@@ -307,6 +317,8 @@ pub mod raw {
         }
         Some(match segmap::lookup(p) {
             k if k.is_superslab() => superslab::block_size(p),
+            // The requested size: the bytes past it are the canary.
+            k if k.is_hardened() => return hardened::usable_size(p, k),
             // SAFETY: `owns` validated p as a live large block.
             k => unsafe { large::usable_size(p, k) },
         })
@@ -317,6 +329,7 @@ pub mod raw {
         match segmap::lookup(p) {
             Chunk::Foreign => false,
             k if k.is_superslab() => superslab::owns_block(p),
+            k if k.is_hardened() => hardened::usable_size(p, k).is_some(),
             k => large::owns(p, k),
         }
     }

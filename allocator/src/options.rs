@@ -35,12 +35,22 @@ pub enum Profile {
     Balanced,
     /// Gives memory back as soon as it is free.
     Lean,
+    /// The misuse-detecting allocator (`hardened.rs`), with balanced's knob
+    /// values. Only `HAKMEM_PROFILE=hardened` at process start turns it on
+    /// (before the first allocation); [`set_profile`] later applies only its
+    /// knob values.
+    Hardened,
 }
 
 impl Profile {
-    /// All profiles, in order of increasing leanness (the order of
-    /// [`Knob::defaults`]).
-    pub const ALL: [Profile; 3] = [Profile::SpeedFirst, Profile::Balanced, Profile::Lean];
+    /// All profiles: the three with a column in the knob table, in order of
+    /// increasing leanness, then `Hardened`.
+    pub const ALL: [Profile; 4] = [
+        Profile::SpeedFirst,
+        Profile::Balanced,
+        Profile::Lean,
+        Profile::Hardened,
+    ];
 
     /// The profile's name as written in TOML and `HAKMEM_PROFILE`.
     pub fn name(self) -> &'static str {
@@ -48,10 +58,11 @@ impl Profile {
             Profile::SpeedFirst => "speed-first",
             Profile::Balanced => "balanced",
             Profile::Lean => "lean",
+            Profile::Hardened => "hardened",
         }
     }
 
-    /// Parses a profile name (`speed-first`, `balanced`, `lean`).
+    /// Parses a profile name (`speed-first`, `balanced`, `lean`, `hardened`).
     pub fn parse(s: &str) -> Option<Profile> {
         Self::parse_bytes(s.as_bytes())
     }
@@ -66,6 +77,16 @@ impl Profile {
             Profile::SpeedFirst => 0,
             Profile::Balanced => 1,
             Profile::Lean => 2,
+            Profile::Hardened => 3,
+        }
+    }
+
+    /// The column of [`Knob::defaults`] holding the profile's values:
+    /// hardened uses balanced's.
+    pub const fn column(self) -> usize {
+        match self {
+            Profile::Hardened => Profile::Balanced.index(),
+            p => p.index(),
         }
     }
 }
@@ -140,7 +161,8 @@ pub struct Knob {
     pub min: u64,
     /// Largest valid value (no more than `i64::MAX` once written in [`Knob::unit`]).
     pub max: u64,
-    /// The value under each profile, in [`Profile::ALL`] order.
+    /// The value under each profile, in [`Profile::column`] order
+    /// (speed-first, balanced, lean).
     pub defaults: [u64; 3],
     /// The environment variable read at start-up.
     pub env: &'static str,
@@ -176,7 +198,7 @@ impl Knob {
 
     /// The knob's value under profile `p`.
     pub fn default_for(&self, p: Profile) -> u64 {
-        self.defaults[p.index()]
+        self.defaults[p.column()]
     }
 
     /// The valid range as written outside (in [`Knob::unit`]).
@@ -315,7 +337,9 @@ macro_rules! knobs {
             pub const fn for_profile(profile: Profile) -> Options {
                 match profile {
                     Profile::SpeedFirst => Options { profile, $($name: $speed,)* },
-                    Profile::Balanced => Options { profile, $($name: $balanced,)* },
+                    Profile::Balanced | Profile::Hardened => {
+                        Options { profile, $($name: $balanced,)* }
+                    }
                     Profile::Lean => Options { profile, $($name: $lean,)* },
                 }
             }
@@ -368,7 +392,7 @@ macro_rules! knobs {
         }
 
         fn store(o: &Options) {
-            PROFILE.store(o.profile.index() as u8, Relaxed);
+            PROFILE.store(recorded(o.profile).index() as u8, Relaxed);
             $(VALUES[Slot::$name as usize].store(o.$name as u64, Relaxed);)*
         }
 
@@ -455,6 +479,20 @@ impl Options {
 }
 
 static PROFILE: AtomicU8 = AtomicU8::new(Profile::Balanced.index() as u8);
+
+/// The profile `options()` reports for options set with profile `p`: it
+/// names `Hardened` exactly when the hardened box is on, which only
+/// `HAKMEM_PROFILE` at start-up decides (asked for later, hardened's knob
+/// values apply under the name `balanced`).
+fn recorded(p: Profile) -> Profile {
+    if crate::hardened::on() {
+        Profile::Hardened
+    } else if p == Profile::Hardened {
+        Profile::Balanced
+    } else {
+        p
+    }
+}
 static PRINT_STATS: AtomicBool = AtomicBool::new(false);
 
 /// Sets every option at once. `Live` knobs take effect at the next slow-path
@@ -469,7 +507,8 @@ pub fn set_options(o: Options) {
     }
 }
 
-/// Applies a profile's option values.
+/// Applies a profile's option values. `Hardened` gives balanced's values
+/// (the hardened box itself is chosen only at start-up, by `HAKMEM_PROFILE`).
 pub fn set_profile(p: Profile) {
     set_options(Options::for_profile(p));
 }
@@ -489,6 +528,9 @@ pub fn print_stats_at_exit() -> bool {
 pub(crate) fn load_env() {
     let mut o = options();
     if let Some(p) = env(b"HAKMEM_PROFILE\0").and_then(Profile::parse_bytes) {
+        if p == Profile::Hardened {
+            crate::hardened::enable();
+        }
         o = Options::for_profile(p);
     }
     for k in KNOBS {
@@ -544,6 +586,15 @@ mod tests {
             assert_eq!(Profile::parse(p.name()), Some(p));
             assert_eq!(Profile::ALL[p.index()], p);
         }
+        let hardened = Options::for_profile(Profile::Hardened);
+        let balanced = Options::for_profile(Profile::Balanced);
+        assert_eq!(
+            Options {
+                profile: Profile::Balanced,
+                ..hardened
+            },
+            balanced
+        );
         assert_eq!(Profile::parse("fast"), None);
         assert_eq!(PROFILE_ENV, "HAKMEM_PROFILE");
     }
@@ -595,7 +646,8 @@ mod tests {
                 assert!((k.min..=k.max).contains(&v), "{} under {p:?}", k.name);
                 assert_eq!(k.get(&o), v);
                 assert_eq!(o.get(k.name), Some(v));
-                let mut other = Options::for_profile(Profile::ALL[(p.index() + 1) % 3]);
+                let next = Profile::ALL[(p.index() + 1) % Profile::ALL.len()];
+                let mut other = Options::for_profile(next);
                 other.profile = p;
                 assert!(other.set(k.name, v));
                 assert_eq!(k.get(&other), v);
@@ -655,7 +707,7 @@ mod tests {
 
     fn doc_table() -> String {
         let mut t = String::from(
-            "| knob | speed-first | balanced (default) | lean | `HAKMEM_*` | TOML `[allocator]` | range | applies | what |\n\
+            "| knob | speed-first | balanced (default; hardened too) | lean | `HAKMEM_*` | TOML `[allocator]` | range | applies | what |\n\
              | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
         );
         for k in KNOBS {

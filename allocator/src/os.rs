@@ -1,4 +1,5 @@
-//! The only place that talks to the kernel: mmap, munmap, madvise, mremap.
+//! The only place that talks to the kernel: mmap, munmap, madvise, mremap,
+//! mprotect.
 //!
 //! Invariants:
 //! - Every syscall made here bumps its counter in `stats`, so `stats()` sees all
@@ -185,6 +186,29 @@ fn advise(p: *mut u8, len: usize, advice: libc::c_int) -> bool {
     }
     failed(Failure::Madvise);
     false
+}
+
+/// Sets the protection of `[p, p+len)` (whole pages of a mapping hakmem
+/// owns): `PROT_NONE` for the hardened profile's guard pages, read-write to
+/// give them back. Aborts if the kernel refuses: a guard page that silently
+/// stays writable would defeat its purpose, and one that stays inaccessible
+/// would fault in correct code.
+pub(crate) fn protect(p: *mut u8, len: usize, writable: bool) {
+    if len == 0 {
+        return;
+    }
+    stats::MPROTECT.fetch_add(1, Relaxed);
+    let prot = if writable {
+        libc::PROT_READ | libc::PROT_WRITE
+    } else {
+        libc::PROT_NONE
+    };
+    // SAFETY: callers pass page-aligned ranges of mappings hakmem owns that
+    // hold no live data the change would hide.
+    if unsafe { libc::mprotect(p.cast(), len, prot) } != 0 {
+        stats::SYSCALL_FAILURES.fetch_add(1, Relaxed);
+        crate::check::fatal("mprotect failed (out of memory mappings?)", p);
+    }
 }
 
 /// Grows or shrinks a mapping in place (never moves it). False if it cannot.

@@ -42,6 +42,11 @@ pub(crate) enum Chunk {
     /// A chunk of page-granular large blocks (up to 1 MiB), whose page bitmaps
     /// are in its first page.
     LargePages = 5,
+    /// A chunk of the hardened profile whose base holds its metadata (small
+    /// slabs, zero-size blocks, or the first chunk of a large block).
+    Hardened = 6,
+    /// A continuation chunk of a hardened large block.
+    HardenedTail = 7,
     /// A superslab of 64 KiB slabs; its header is at the chunk base.
     SmallSlabs = 16,
     /// A superslab of 512 KiB slabs; its header is at the chunk base.
@@ -52,6 +57,12 @@ impl Chunk {
     #[inline(always)]
     pub(crate) fn is_superslab(self) -> bool {
         self as u8 >= Chunk::SmallSlabs as u8
+    }
+
+    /// Whether the hardened profile owns the chunk.
+    #[inline(always)]
+    pub(crate) fn is_hardened(self) -> bool {
+        matches!(self, Chunk::Hardened | Chunk::HardenedTail)
     }
 
     /// log2 of the slab size (superslabs only).

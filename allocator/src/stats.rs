@@ -16,6 +16,7 @@ pub(crate) static MMAP: AtomicU64 = AtomicU64::new(0);
 pub(crate) static MUNMAP: AtomicU64 = AtomicU64::new(0);
 pub(crate) static MADVISE: AtomicU64 = AtomicU64::new(0);
 pub(crate) static MREMAP: AtomicU64 = AtomicU64::new(0);
+pub(crate) static MPROTECT: AtomicU64 = AtomicU64::new(0);
 pub(crate) static MAPPED_BYTES: AtomicU64 = AtomicU64::new(0);
 pub(crate) static SUPERSLABS: AtomicU64 = AtomicU64::new(0);
 pub(crate) static SUPERSLABS_RELEASED: AtomicU64 = AtomicU64::new(0);
@@ -36,6 +37,9 @@ pub struct Stats {
     pub madvise: u64,
     /// `mremap` calls made.
     pub mremap: u64,
+    /// `mprotect` calls made (guard pages of the hardened profile; zero
+    /// under the other profiles).
+    pub mprotect: u64,
     /// Bytes hakmem holds from the OS for its use: arena chunks handed out
     /// (superslabs, large blocks and the large cache, which may be partly
     /// decommitted inside), direct mappings and metadata. Free arena chunks,
@@ -64,12 +68,13 @@ pub struct Stats {
 
 impl Stats {
     /// Every syscall the allocator makes, by name, with its count.
-    pub fn syscalls(&self) -> [(&'static str, u64); 4] {
+    pub fn syscalls(&self) -> [(&'static str, u64); 5] {
         [
             ("mmap", self.mmap),
             ("munmap", self.munmap),
             ("madvise", self.madvise),
             ("mremap", self.mremap),
+            ("mprotect", self.mprotect),
         ]
     }
 
@@ -86,6 +91,7 @@ pub fn stats() -> Stats {
         munmap: MUNMAP.load(Relaxed),
         madvise: MADVISE.load(Relaxed),
         mremap: MREMAP.load(Relaxed),
+        mprotect: MPROTECT.load(Relaxed),
         mapped_bytes: MAPPED_BYTES.load(Relaxed),
         superslabs: SUPERSLABS.load(Relaxed),
         superslabs_released: SUPERSLABS_RELEASED.load(Relaxed),
@@ -164,7 +170,10 @@ mod tests {
     #[test]
     fn syscall_totals_add_up() {
         let s = stats();
-        assert_eq!(s.syscalls_total(), s.mmap + s.munmap + s.madvise + s.mremap);
+        assert_eq!(
+            s.syscalls_total(),
+            s.mmap + s.munmap + s.madvise + s.mremap + s.mprotect
+        );
         assert!(
             s.mmap > 0,
             "the test harness has allocated, so hakmem has mapped"

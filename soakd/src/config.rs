@@ -451,6 +451,16 @@ fn resolve_allocator(src: &Source<'_>, table: toml::Table) -> Result<Options, Co
                 format!("unknown profile {name:?}, expected speed-first, balanced or lean"),
             )
         })?;
+        if profile == Profile::Hardened {
+            // The hardened box is chosen before the first allocation; soakd
+            // applies its options to an allocator that is running already.
+            return Err(src.error(
+                &key(PROFILE_KEY),
+                "profile \"hardened\" cannot be set here: it is chosen at process start, \
+                 with HAKMEM_PROFILE=hardened in soakd's environment"
+                    .to_string(),
+            ));
+        }
         o = Options::for_profile(profile);
     }
     // Unknown keys, in file order so the first one is named.
@@ -834,6 +844,11 @@ history = 7
                 2,
             ),
             ("[allocator]\nprofile = \"fast\"\n", "allocator.profile", 2),
+            (
+                "[allocator]\nprofile = \"hardened\"\n",
+                "allocator.profile",
+                2,
+            ),
             ("[epoch]\nlength_secs = 0\n", "epoch.length_secs", 2),
             (
                 "[epoch]\nlength_secs = 10\nsample_secs = 20\n",

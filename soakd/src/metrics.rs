@@ -730,7 +730,7 @@ mod tests {
             line.contains("host_name=\"box-1\"") && line.contains("physical_cores=\"unknown\""),
             "{line}"
         );
-        for s in ["mmap", "munmap", "madvise", "mremap"] {
+        for s in ["mmap", "munmap", "madvise", "mremap", "mprotect"] {
             let syscall = series(&metric::syscalls, &format!("syscall=\"{s}\""));
             assert!(text.contains(&syscall), "{syscall}");
         }

@@ -10,9 +10,11 @@ use std::sync::OnceLock;
 type GetStats = unsafe extern "C" fn(*mut u64);
 
 /// Room for `struct hakmem_stats`: its fields are all `uint64_t` and only
-/// ever appended (hakmem.h), so a buffer well above today's 11 stays large
+/// ever appended (hakmem.h), so a buffer well above today's 12 stays large
 /// enough for a newer library.
 const STATS_WORDS: usize = 64;
+/// The index of `mprotect` in `struct hakmem_stats`.
+const MPROTECT_WORD: usize = 11;
 
 fn get_stats() -> Option<GetStats> {
     static F: OnceLock<Option<GetStats>> = OnceLock::new();
@@ -26,15 +28,16 @@ fn get_stats() -> Option<GetStats> {
     })
 }
 
-/// mmap + munmap + madvise + mremap made so far by the preloaded hakmem;
+/// mmap + munmap + madvise + mremap + mprotect made so far by the preloaded hakmem;
 /// `None` when no hakmem is preloaded.
 pub fn syscalls() -> Option<u64> {
     let f = get_stats()?;
     let mut stats = [0u64; STATS_WORDS];
     // SAFETY: `stats` is writable and larger than `struct hakmem_stats`.
     unsafe { f(stats.as_mut_ptr()) };
-    // The struct's first four fields are those four syscall counts.
-    Some(stats[..4].iter().sum())
+    // The struct's first four fields are syscall counts, and so is its
+    // twelfth, `mprotect` (appended; an older library leaves it zero).
+    Some(stats[..4].iter().sum::<u64>() + stats[MPROTECT_WORD])
 }
 
 #[cfg(test)]

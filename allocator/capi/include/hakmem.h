@@ -13,7 +13,7 @@ extern "C" {
 /* The runtime options in force (set from HAKMEM_* at start-up). Each field is
  * one knob of docs/design.md's table, under its name there. */
 struct hakmem_options {
-    const char *profile; /* "speed-first", "balanced" or "lean"; static */
+    const char *profile; /* "speed-first", "balanced", "lean" or "hardened"; static */
     int mem_lean;        /* 1: return free memory to the OS */
     int prewarm;         /* 1: map and pre-fault at start-up */
     uint32_t heap_empty_slabs;
@@ -35,6 +35,7 @@ struct hakmem_stats {
     uint64_t syscall_failures;    /* failed munmap/madvise/mremap (0 when healthy) */
     uint64_t reserved_bytes;      /* arena address space (never unmapped: the peak) */
     uint64_t large_cached_bytes;  /* freed large memory kept committed for reuse */
+    uint64_t mprotect;            /* syscalls made (guard pages: hardened only) */
 };
 
 void hakmem_get_options(struct hakmem_options *out);

@@ -34,6 +34,7 @@ pub struct HakmemStats {
     syscall_failures: u64,
     reserved_bytes: u64,
     large_cached_bytes: u64,
+    mprotect: u64,
 }
 
 /// Fills `*out` with the options in force.
@@ -56,6 +57,7 @@ pub unsafe extern "C" fn hakmem_get_options(out: *mut HakmemOptions) {
         Profile::SpeedFirst => c"speed-first",
         Profile::Balanced => c"balanced",
         Profile::Lean => c"lean",
+        Profile::Hardened => c"hardened",
     };
     // SAFETY: the caller passes a writable struct; the name is a static string.
     unsafe {
@@ -92,6 +94,7 @@ pub unsafe extern "C" fn hakmem_get_stats(out: *mut HakmemStats) {
             syscall_failures: s.syscall_failures,
             reserved_bytes: s.reserved_bytes,
             large_cached_bytes: s.large_cached_bytes,
+            mprotect: s.mprotect,
         })
     }
 }

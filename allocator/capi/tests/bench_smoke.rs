@@ -25,7 +25,7 @@ const ROWS: [&str; 9] = [
     "prodcons",
     "mixed",
 ];
-const ALLOCATORS: [&str; 4] = ["hakmem", "mimalloc", "jemalloc", "glibc"];
+const ALLOCATORS: [&str; 5] = ["hakmem", "hardened", "mimalloc", "jemalloc", "glibc"];
 
 /// Deadline for one smoke run: seconds of work, minutes of margin for a
 /// loaded machine (a hang fails, it does not stall the test run).
