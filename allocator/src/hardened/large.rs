@@ -23,8 +23,10 @@ use crate::os::{self, PAGE};
 use crate::segmap::{self, Chunk, CHUNK};
 use core::ptr::null_mut;
 
-/// Freed runs kept inaccessible before their address space is reused.
-const QUARANTINE: usize = 16;
+/// Freed runs kept inaccessible before their address space is reused: 256
+/// runs are 512 MiB of reserved, decommitted address space (and 1 MiB of
+/// metadata pages), enough for a use after 100 further frees to fault.
+const QUARANTINE: usize = 256;
 
 #[repr(C)]
 struct Header {

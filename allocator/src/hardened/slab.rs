@@ -29,9 +29,10 @@ use core::ptr::null_mut;
 /// Freed blocks whose reuse is delayed (write-after-free detection window).
 const QUARANTINE: usize = 64;
 
-/// Bytes either side of a freed block whose neighbours are checked (1- and
-/// 32-byte overflows and underflows that skipped the block's own canary).
-const NEAR: usize = 64;
+/// Bytes at a block's start checked for zero when `malloc` hands it out (the
+/// whole block for `calloc`, which relies on it): a write into a free block
+/// after it left the quarantine most likely hit its first fields.
+const HEAD: usize = 64;
 
 #[repr(C)]
 struct Header {
@@ -44,6 +45,9 @@ struct Header {
     slabs: u32,
     /// Blocks per slab.
     blocks: u32,
+    /// `ceil(2^40 / block_size)`: offsets in a slab divide by the block size
+    /// as a multiplication (see `index`).
+    div_magic: u64,
     /// Bitmap words per slab.
     words: u32,
     /// The next chunk of the same class.
@@ -94,6 +98,15 @@ unsafe fn flip(map: *mut u64, i: usize) {
     *map.add(i / 64) ^= 1 << (i % 64);
 }
 
+/// `within / block_size` for an offset in a slab (< 2^19), without a
+/// division: with `m = ceil(2^40 / bs) = (2^40 + e) / bs` (e < bs <= 2^16),
+/// `within * m / 2^40` exceeds `within / bs` by less than
+/// `within * e / 2^40 / bs < 1 / bs`, too little to reach the next integer.
+#[inline(always)]
+fn index(div_magic: u64, within: usize) -> usize {
+    ((within as u64 * div_magic) >> 40) as usize
+}
+
 #[inline(always)]
 unsafe fn block_at(h: *const Header, slab: usize, k: usize) -> usize {
     h as usize + (((*h).first as usize + slab) << (*h).shift) + k * (*h).block_size as usize
@@ -122,8 +135,15 @@ impl Slabs {
         }
     }
 
-    /// A block of `class` for a request of `size` bytes (< the block size).
-    pub(super) unsafe fn alloc(&mut self, class: usize, size: usize, rng: &mut Rng) -> *mut u8 {
+    /// A block of `class` for a request of `size` bytes (< the block size);
+    /// `zero`: the caller relies on the whole block reading as zero.
+    pub(super) unsafe fn alloc(
+        &mut self,
+        class: usize,
+        size: usize,
+        zero: bool,
+        rng: &mut Rng,
+    ) -> *mut u8 {
         let (mut h, mut slab) = self.cur[class];
         if h.is_null() || *(*h).free_count.add(slab) == 0 {
             match self.slab_with_room(class, rng) {
@@ -140,7 +160,7 @@ impl Slabs {
         *(*h).requested.add(i) = size as u16;
         let p = block_at(h, slab, k);
         let bs = (*h).block_size as usize;
-        if !is_zero(p, bs) {
+        if !is_zero(p, if zero { bs } else { bs.min(HEAD) }) {
             check::fatal(
                 "write after free detected (a free block was modified)",
                 p as *const u8,
@@ -187,54 +207,55 @@ impl Slabs {
     }
 }
 
-/// A free block of the slab, from a random position on.
+/// A free block of the slab: a random one of the (up to 64) free blocks
+/// of the lowest bitmap word that has any. Allocation order is random
+/// within that window, while live blocks stay packed at the slab's start
+/// instead of spread over all of it: far fewer cache lines in use.
 unsafe fn pick(h: *const Header, slab: usize, r: u64) -> usize {
-    let words = (*h).words as usize;
-    let map = (*h).free.add(slab * words);
-    let start = ((r as u32 as u64 * (*h).blocks as u64) >> 32) as usize;
-    let (w0, b0) = (start / 64, start % 64);
-    let first = *map.add(w0) & (!0u64 << b0);
-    if first != 0 {
-        return w0 * 64 + first.trailing_zeros() as usize;
+    let map = (*h).free.add(slab * (*h).words as usize);
+    let mut w = 0;
+    // The free count says there is a free bit: the scan stops.
+    while *map.add(w) == 0 {
+        w += 1;
     }
-    // The free count says there is one: wrap around to find it.
-    let w = (1..=words)
-        .map(|d| (w0 + d) % words)
-        .find(|&w| *map.add(w) != 0)
-        .expect("a slab with a free count has a free bit");
-    w * 64 + (*map.add(w)).trailing_zeros() as usize
+    let r = (r % 64) as u32;
+    // The first free bit at or after bit r, wrapping around.
+    w * 64 + ((((*map.add(w)).rotate_right(r).trailing_zeros() + r) % 64) as usize)
 }
 
-/// Checks the blocks within `NEAR` bytes of `b`: a live one's canary, a
-/// free or quarantined one's zeros (an overflow or underflow of `b` that
-/// landed beyond its own canary).
+/// Checks the words that touch `b`: the previous block's last word (its
+/// canary while it is live, zero otherwise) and the next block's first word
+/// (zero unless it is live, when it is its owner's data). An overflow or
+/// underflow of `b` by 1 to 32 bytes that skipped `b`'s own canary lands
+/// there; both words share cache lines with `b`, so this costs two loads.
 unsafe fn check_neighbours(b: &Block) {
     let h = b.h;
     let bs = (*h).block_size as usize;
-    let n = NEAR.div_ceil(bs);
-    let (lo, hi) = (b.p - NEAR, b.p + bs + NEAR);
-    let last = (b.k + n).min((*h).blocks as usize - 1);
-    for k in b.k.saturating_sub(n)..=last {
-        if k == b.k {
-            continue;
-        }
-        let q = block_at(h, b.slab, k);
-        let i = bit(h, b.slab, k);
+    if b.k > 0 {
+        let (q, i) = (b.p - bs, bit(h, b.slab, b.k - 1));
         if test((*h).live, i) {
-            let size = *(*h).requested.add(i) as usize;
-            if !canary_intact(canary(*(*h).secrets.add(b.slab), q), q + size, q + bs) {
+            let from = (q + *(*h).requested.add(i) as usize).max(b.p - 8);
+            if !canary_intact(canary(*(*h).secrets.add(b.slab), q), from, b.p) {
                 overflow(q as *const u8);
             }
-        } else {
-            let (from, to) = (q.max(lo), (q + bs).min(hi));
-            if !is_zero(from, to - from) {
-                check::fatal(
-                    "heap overflow or write after free detected (a freed block was modified)",
-                    q as *const u8,
-                );
-            }
+        } else if *((b.p - 8) as *const u64) != 0 {
+            modified(q);
         }
     }
+    if b.k + 1 < (*h).blocks as usize {
+        let (q, i) = (b.p + bs, bit(h, b.slab, b.k + 1));
+        if !test((*h).live, i) && *(q as *const u64) != 0 {
+            modified(q);
+        }
+    }
+}
+
+#[cold]
+fn modified(q: usize) -> ! {
+    check::fatal(
+        "heap overflow or write after free detected (a freed block was modified)",
+        q as *const u8,
+    )
 }
 
 /// A block leaves the quarantine: still zero, it becomes free.
@@ -242,7 +263,7 @@ unsafe fn release(p: usize) {
     let h = segmap::chunk_base(p as *const u8) as *mut Header;
     let off = p - h as usize;
     let slab = (off >> (*h).shift) - (*h).first as usize;
-    let k = (off & ((1 << (*h).shift) - 1)) / (*h).block_size as usize;
+    let k = index((*h).div_magic, off & ((1 << (*h).shift) - 1));
     if !is_zero(p, (*h).block_size as usize) {
         check::fatal("write after free detected", p as *const u8);
     }
@@ -262,7 +283,7 @@ pub(super) unsafe fn find(base: usize, p: *const u8) -> Result<Block, Misuse> {
     let slab = pos - first;
     let within = off & ((1 << (*h).shift) - 1);
     let bs = (*h).block_size as usize;
-    let k = within / bs;
+    let k = index((*h).div_magic, within);
     if k * bs != within || k >= (*h).blocks as usize {
         return Err(Misuse::Invalid);
     }
@@ -312,6 +333,7 @@ unsafe fn new_chunk(class: usize, rng: &mut Rng) -> Option<*mut Header> {
         slabs: slabs as u32,
         blocks: blocks as u32,
         words: words as u32,
+        div_magic: (1u64 << 40).div_ceil(bs as u64),
         next: null_mut(),
         secrets: take(8 * slabs) as *mut u64,
         live: take(8 * words * slabs) as *mut u64,
@@ -349,6 +371,24 @@ mod tests {
             let meta = core::mem::size_of::<Header>() + slabs * (8 + 16 * words + 4 + 128 * words);
             assert!(slabs >= 1 && meta <= (first << shift) - PAGE, "{bs}");
             assert_eq!((first + slabs) << shift, CHUNK);
+        }
+    }
+
+    #[test]
+    fn offsets_divide_exactly_by_the_magic_multiplier() {
+        for &bs in CLASS_SIZE.iter() {
+            let magic = (1u64 << 40).div_ceil(bs as u64);
+            let stride = 1usize << geometry(bs as usize).0;
+            // Every block start and the offsets either side of it.
+            for k in 0..stride / bs as usize {
+                for within in [
+                    k * bs as usize,
+                    k * bs as usize + 1,
+                    (k + 1) * bs as usize - 1,
+                ] {
+                    assert_eq!(index(magic, within), within / bs as usize, "{bs} {within}");
+                }
+            }
         }
     }
 }
