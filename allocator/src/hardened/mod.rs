@@ -230,7 +230,7 @@ fn bytes_from(from: usize) -> u64 {
 /// The range is writable memory of one block, the 8-aligned word holding
 /// `start` is readable, and `end` is 8-aligned.
 unsafe fn fill_canary(word: u64, start: usize, end: usize) {
-    debug_assert!(end % 8 == 0 && start <= end);
+    debug_assert!(end.is_multiple_of(8) && start <= end);
     let mut a = start & !7;
     if a != start {
         let (w, m) = (a as *mut u64, bytes_from(start & 7));
@@ -248,7 +248,7 @@ unsafe fn fill_canary(word: u64, start: usize, end: usize) {
 /// # Safety
 /// As [`fill_canary`], readable instead of writable.
 unsafe fn canary_intact(word: u64, start: usize, end: usize) -> bool {
-    debug_assert!(end % 8 == 0 && start <= end);
+    debug_assert!(end.is_multiple_of(8) && start <= end);
     let mut a = start & !7;
     let mut diff = 0;
     if a != start {
@@ -270,7 +270,7 @@ unsafe fn canary_intact(word: u64, start: usize, end: usize) -> bool {
 /// # Safety
 /// The range is readable; `start` and `len` are multiples of 8.
 unsafe fn is_zero(start: usize, len: usize) -> bool {
-    debug_assert!(start % 8 == 0 && len % 8 == 0);
+    debug_assert!(start.is_multiple_of(8) && len.is_multiple_of(8));
     if len == 0 {
         return true;
     }
