@@ -141,7 +141,7 @@ impl Runner {
                 epoch: index,
                 profile: self.cfg.name.clone(),
                 backend: self.cfg.backend.name().into(),
-                allocator_profile: self.cfg.allocator.profile.name().into(),
+                allocator_profile: crate::workload::allocator_profile(&self.cfg),
                 complete: signal.is_none(),
                 started_unix_secs: started_unix,
                 duration_secs: epoch_start

@@ -32,12 +32,22 @@ pub fn describe(cfg: &Config) -> String {
             } else {
                 ""
             };
-            format!("hakmem ({}{prewarmed})", cfg.allocator.profile.name())
+            format!("hakmem ({}{prewarmed})", allocator_profile(cfg))
         }
         Backend::Libc => match std::env::var("LD_PRELOAD") {
             Ok(p) if !p.is_empty() => format!("libc malloc (LD_PRELOAD={p})"),
             _ => "libc malloc".to_string(),
         },
+    }
+}
+
+/// The allocator profile the workload runs under: hakmem's own word for the
+/// hakmem backend (`hardened` when `HAKMEM_PROFILE=hardened` chose it at
+/// start-up, whatever the config's `[allocator] profile`), else the config's.
+pub fn allocator_profile(cfg: &Config) -> String {
+    match cfg.backend {
+        Backend::Hakmem => hakmem::options().profile.name().into(),
+        Backend::Libc => cfg.allocator.profile.name().into(),
     }
 }
 
