@@ -60,6 +60,20 @@ impl<T> SpinLock<T> {
         Guard { lock: self, taken }
     }
 
+    /// [`lock`](Self::lock) only when `needed`: a caller that knows no other
+    /// thread can exist (a single-threaded process) skips the atomic. The
+    /// guard then releases nothing.
+    pub(crate) fn lock_if(&self, needed: bool) -> Guard<'_, T> {
+        if needed {
+            self.lock()
+        } else {
+            Guard {
+                lock: self,
+                taken: false,
+            }
+        }
+    }
+
     /// `acquire` without waiting: `None` if another thread holds the lock.
     pub(crate) fn try_acquire(&self) -> Option<bool> {
         let me = me();
