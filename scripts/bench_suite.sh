@@ -4,7 +4,8 @@
 # says the shape and the public benchmark it follows), run under LD_PRELOAD
 # with libhakmem.so (default profile, and as column "hardened" the same
 # library under HAKMEM_PROFILE=hardened), Debian's libmimalloc2.0 and
-# libjemalloc2, and with glibc's own malloc:
+# libjemalloc2, glibc's own malloc, and (column "mi-secure", when built by
+# scripts/build_mimalloc_secure.sh) mimalloc in its secure mode:
 #
 #   larson         server with thread churn (larson), plain free
 #   larson-sized   the same with sized free (larson-sized)
@@ -35,6 +36,8 @@
 #        own sizes, e.g. 2,000 big-buffer replacements: tens of minutes),
 #        ONLY (space-separated row names: run just those rows),
 #        MIMALLOC, JEMALLOC (paths of the preloadable libraries),
+#        MIMALLOC_SECURE (default target/mimalloc-secure/libmimalloc-secure.so;
+#        empty: no mi-secure column),
 #        HAKMEM (a libhakmem.so to measure instead of this tree's release
 #        build, e.g. an older commit's for a before/after table),
 #        BENCH_TIMEOUT (seconds one program may run, default 600)
@@ -95,6 +98,13 @@ names=(hakmem hardened mimalloc jemalloc glibc)
 declare -A lib=([hakmem]=$hakmem [hardened]=$hakmem [mimalloc]=$mimalloc [jemalloc]=$jemalloc [glibc]="")
 # The hardened column is libhakmem.so with its profile chosen at start-up.
 declare -A environment=([hardened]=HAKMEM_PROFILE=hardened)
+secure=${MIMALLOC_SECURE-$root/target/mimalloc-secure/libmimalloc-secure.so}
+if [[ -n $secure && -f $secure ]]; then
+    names+=(mi-secure)
+    lib[mi-secure]=$(abs "$secure")
+elif [[ -n $secure ]]; then
+    echo "no $secure (scripts/build_mimalloc_secure.sh builds it): no mi-secure column" >&2
+fi
 
 # run ROW ALLOC: one run of ROW's program under ALLOC; its time and peak RSS
 # are appended to $work/ROW.ALLOC.time and .rss.
@@ -148,8 +158,10 @@ echo "Commit $commit; $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs ($(grep -m
 echo
 echo "Each cell: median wall time (ratio to mimalloc's time: lower is better), median peak RSS."
 echo
-echo "| workload | hakmem / mimalloc | hakmem | hardened | mimalloc | jemalloc | glibc |"
-echo "|---|---|---|---|---|---|---|"
+header="| workload | hakmem / mimalloc |"
+for alloc in "${names[@]}"; do header+=" $alloc |"; done
+echo "$header"
+echo "|${header#|}" | sed 's/[^|]*|/---|/g; s/^---|/|/'
 for row in "${rows[@]}"; do
     name=$(field "$row" 0)
     base=$(median "$work/$name.mimalloc.time")
