@@ -921,7 +921,7 @@ fn offer_run(base: *mut u8, chunks: usize, now: u64) {
 
 /// Unmaps a direct mapping (entries cleared first); on failure it stays
 /// hakmem's (entries `ArenaFree`) and false is returned.
-fn unmap_direct(base: *mut u8, len: usize) -> bool {
+pub(crate) fn unmap_direct(base: *mut u8, len: usize) -> bool {
     segmap::set_run(base, len / CHUNK, Chunk::Foreign);
     if os::unmap(base, len) {
         return true;

@@ -12,34 +12,11 @@
 mod common;
 
 use std::hint::black_box;
-#[cfg(not(feature = "fast"))]
-use std::os::unix::process::ExitStatusExt;
-#[cfg(not(feature = "fast"))]
-use std::process::Output;
 
 use hakmem::Hakmem;
 
 #[global_allocator]
 static A: Hakmem = Hakmem;
-
-/// Panics unless the child was killed by SIGABRT after one `hakmem:` line on stderr.
-#[cfg(not(feature = "fast"))]
-fn assert_aborted(out: &Output) {
-    assert_eq!(
-        out.status.signal(),
-        Some(libc::SIGABRT),
-        "want death by SIGABRT: {}",
-        common::describe(out)
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines = stderr.lines().filter(|l| l.starts_with("hakmem:")).count();
-    assert_eq!(
-        lines,
-        1,
-        "want one line starting `hakmem:` on stderr: {}",
-        common::describe(out)
-    );
-}
 
 /// A test whose body runs only in the child, where it must abort.
 macro_rules! death_test {
@@ -54,7 +31,7 @@ macro_rules! death_test {
                 // child exits 0 and the parent's assertion reports it.
                 return;
             }
-            assert_aborted(&common::run_child(stringify!($name), &[]));
+            common::assert_hakmem_abort(&common::run_child(stringify!($name), &[]));
         }
     };
 }

@@ -142,10 +142,9 @@ impl Large {
 unsafe fn release(h: *mut Header) {
     let (base, len) = (h.cast::<u8>(), (*h).len);
     if (*h).direct {
-        segmap::set_run(base, len / CHUNK, Chunk::Foreign);
-        // A refused munmap leaves the range mapped, inaccessible and
-        // counted (os.rs reports it): nothing better to do with it.
-        let _ = os::unmap(base, len);
+        // A refused munmap leaves the range mapped, inaccessible, counted
+        // (os.rs reports it) and still hakmem's in the chunk map.
+        crate::large::unmap_direct(base, len);
     } else {
         // Arena chunks are read-write while free.
         os::protect(base.add(PAGE), len - PAGE, true);

@@ -157,6 +157,30 @@ pub fn describe(out: &Output) -> String {
     )
 }
 
+/// Panics unless the child died of SIGABRT after exactly one line starting
+/// `hakmem:` on stderr; returns that line.
+pub fn assert_hakmem_abort(out: &Output) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "want death by SIGABRT: {}",
+        describe(out)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("hakmem:"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "want one line starting `hakmem:` on stderr: {}",
+        describe(out)
+    );
+    lines[0].to_string()
+}
+
 /// Panics unless the child ran its test to success.
 pub fn assert_child_passed(out: &Output) {
     assert!(out.status.success(), "child failed: {}", describe(out));
