@@ -300,7 +300,7 @@ unsafe fn alloc_slow(class: usize, size: usize, zero: bool) -> *mut u8 {
         // never get a heap, so all their requests come this way.
         init::ensure();
         if hardened::on() {
-            return hardened::alloc(size, 1, zero);
+            return hardened::alloc(size, 1);
         }
         heap = attach();
         if heap.is_null() {

@@ -195,7 +195,7 @@ pub mod raw {
             return core::ptr::null_mut();
         }
         if hardened::on() {
-            return hardened::alloc(size, align, zero);
+            return hardened::alloc(size, align);
         }
         match class_for_aligned(size, align) {
             Some(c) if zero => heap::alloc_zeroed(c, size),

@@ -169,15 +169,20 @@ caught!(realloc_of_a_freed_pointer_is_caught, ["realloc()"], {
 });
 
 caught!(
-    write_after_free_is_caught_when_the_block_leaves_the_quarantine,
+    write_after_free_is_caught_when_the_block_is_handed_out_again,
     ["write after free"],
     {
         let p = alloc(200);
         free(p);
-        // SAFETY: none: the write after free under test.
-        unsafe { p.add(10).write_volatile(7) };
-        for _ in 0..1000 {
+        // SAFETY: none: the write after free under test (its last byte:
+        // the whole block is checked, not just its head).
+        unsafe { p.add(199).write_volatile(7) };
+        // Other sizes push it out of the quarantine; its own size reuses it.
+        for _ in 0..100 {
             free(alloc(3000));
+        }
+        for _ in 0..1000 {
+            free(alloc(200));
         }
     }
 );

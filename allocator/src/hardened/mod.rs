@@ -133,11 +133,11 @@ fn fail(op: Op, m: Misuse, p: *const u8) -> ! {
 const MIN_ALIGN: usize = 16;
 
 /// Allocates `size` bytes aligned to `align` (a power of two); memory reads
-/// as zero whatever `zero` says. Null if impossible.
+/// as zero (calloc needs nothing more). Null if impossible.
 ///
 /// # Safety
 /// `align` must be a power of two.
-pub(crate) unsafe fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+pub(crate) unsafe fn alloc(size: usize, align: usize) -> *mut u8 {
     let mut st = STATE.lock_if(threaded());
     let st = &mut *st;
     if align <= MIN_ALIGN {
@@ -146,7 +146,7 @@ pub(crate) unsafe fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
         }
         // One more byte than asked: at least one canary byte after the block.
         if let Some(class) = crate::size_class::class_for(size + 1) {
-            return st.small.alloc(class, size, zero, &mut st.rng);
+            return st.small.alloc(class, size, &mut st.rng);
         }
     }
     st.large.alloc(size, align, &mut st.rng)
@@ -200,7 +200,7 @@ unsafe fn requested(p: *const u8, kind: Chunk) -> Result<usize, Misuse> {
 /// `p` lies in a chunk whose entry is `kind`; `align` is a power of two.
 pub(crate) unsafe fn realloc(p: *mut u8, kind: Chunk, new_size: usize, align: usize) -> *mut u8 {
     let old = requested(p, kind).unwrap_or_else(|m| fail(Op::Realloc, m, p));
-    let q = alloc(new_size, align, false);
+    let q = alloc(new_size, align);
     if !q.is_null() {
         core::ptr::copy_nonoverlapping(p, q, old.min(new_size));
         // Checks the old block's canary, as any free does.
