@@ -158,10 +158,10 @@ echo "Commit $commit; $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) CPUs ($(grep -m
 echo
 echo "Each cell: median wall time (ratio to mimalloc's time: lower is better), median peak RSS."
 echo
-header="| workload | hakmem / mimalloc |"
-for alloc in "${names[@]}"; do header+=" $alloc |"; done
+header="| workload | hakmem / mimalloc |" rule="|---|---|"
+for alloc in "${names[@]}"; do header+=" $alloc |" rule+="---|"; done
 echo "$header"
-echo "|${header#|}" | sed 's/[^|]*|/---|/g; s/^---|/|/'
+echo "$rule"
 for row in "${rows[@]}"; do
     name=$(field "$row" 0)
     base=$(median "$work/$name.mimalloc.time")
