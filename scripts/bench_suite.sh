@@ -60,8 +60,8 @@ jemalloc=$(abs "${JEMALLOC:-/usr/lib/x86_64-linux-gnu/libjemalloc.so.2}")
 # metric "seconds" reads seconds=; "ops:N" reads ops_per_sec= and reports the
 # time of N operations.
 rows=(
-    "larson|server with thread churn, 2 threads|larson -t 2 -g 20 -n 100000|larson -t 2 -g 4 -n 5000|larson -t 2 -g 100 -n 500000|seconds"
-    "larson-sized|the same with sized free|larson -z -t 2 -g 20 -n 100000|larson -z -t 2 -g 4 -n 5000|larson -z -t 2 -g 100 -n 500000|seconds"
+    "larson|server with thread churn, 2 threads|larson -t 2 -g 20 -n 500000|larson -t 2 -g 4 -n 5000|larson -t 2 -g 100 -n 500000|seconds"
+    "larson-sized|the same with sized free|larson -z -t 2 -g 20 -n 500000|larson -z -t 2 -g 4 -n 5000|larson -z -t 2 -g 100 -n 500000|seconds"
     "mstress|stress with thread churn, 2 threads|mstress 2 50 50|mstress 2 5 4|mstress 2 50 250|seconds"
     "large|20 big buffers (5-25 MiB), calloc replacements|large 200|large 6|large 2000|seconds"
     "live|1 thread, up to 512k live objects|live 8000000 524288|live 200000 32768|live 40000000 524288|seconds"

@@ -8,9 +8,10 @@
 //! - The fast paths touch only the current slab's free list (alloc) and the
 //!   freed block's slab (free, when the caller owns it): no lock and no atomic
 //!   read-modify-write. Every slow path of the owner runs under the heap's
-//!   `lock`; so does everything another thread does to the heap (the release
-//!   thread, frees into an orphan heap), so the lists, spares, the empty cache,
-//!   slab states and `rfree` are only ever touched under it.
+//!   `lock` (which the owner usually enters without an atomic: `OwnerLock`);
+//!   so does everything another thread does to the heap (the release thread,
+//!   frees into an orphan heap), so the lists, spares, the empty cache, slab
+//!   states and `rfree` are only ever touched under it.
 //! - Other threads never touch a slab's free list. A remote free pushes to the
 //!   owner's inbox; the release thread may park inbox blocks on a `FULL`
 //!   slab's `rfree` (the owner's fast paths never touch a `FULL` slab's free
@@ -27,7 +28,7 @@
 //!   orphan waits on the idle list and the next new thread adopts it, so 10,000
 //!   short-lived threads need one heap each at most at a time.
 
-use crate::lock::SpinLock;
+use crate::lock::{Held, OwnerLock, Revoke, SpinLock};
 use crate::remote::{Block, Inbox};
 use crate::segmap::Chunk;
 use crate::size_class::{CLASS_SIZE, NUM_CLASSES};
@@ -55,8 +56,9 @@ pub(crate) struct Heap {
     /// Units retired since the heap last took a slab: a heap that keeps
     /// retiring without taking is shrinking, not churning.
     retired_since_take: u32,
-    /// Serialises the owner's slow paths with other threads' work on the heap.
-    lock: SpinLock<()>,
+    /// Serialises the owner's slow paths with other threads' work on the heap
+    /// (the owner usually enters without an atomic: see `OwnerLock`).
+    lock: OwnerLock,
     /// The owner's slow paths so far; the release thread calls a heap idle
     /// when this has not moved for `release::IDLE_MS`.
     slow_paths: AtomicU32,
@@ -95,7 +97,7 @@ impl Heap {
         self.cache_low = 0;
         self.period_start = 0;
         self.retired_since_take = 0;
-        self.lock = SpinLock::new(());
+        self.lock = OwnerLock::new();
         self.slow_paths = AtomicU32::new(0);
         self.seen_slow_paths = 0;
         self.seen_at = 0;
@@ -106,27 +108,29 @@ impl Heap {
     }
 }
 
-/// A held heap lock. Holds a raw pointer, not a reference, so that the heap
-/// can be used through `&mut` while it is held.
-struct Locked(*const SpinLock<()>, bool);
+/// A held heap lock. Made from a raw pointer, not a reference, so that the
+/// heap can be used through `&mut` while it is held (heaps are never freed,
+/// so the lock outlives the guard).
+type Locked = Held<'static>;
 
-impl Drop for Locked {
-    fn drop(&mut self) {
-        if self.1 {
-            // SAFETY: heaps are never freed, so the lock outlives the guard.
-            unsafe { (*self.0).force_unlock() }
-        }
-    }
+/// The calling thread's own heap (`tls::get`), locked by its owner.
+unsafe fn lock_own(h: *mut Heap) -> Locked {
+    (*ptr::addr_of!((*h).lock)).lock_as_owner()
 }
 
-unsafe fn lock_heap(h: *mut Heap) -> Locked {
-    let l = ptr::addr_of!((*h).lock);
-    Locked(l, (*l).acquire())
+/// A heap with no owner: an orphan (the caller checks under the lock that it
+/// still is), one being attached, or the caller's own heap being detached.
+unsafe fn lock_unowned(h: *mut Heap) -> Locked {
+    (*ptr::addr_of!((*h).lock)).lock_spin()
 }
 
-unsafe fn try_lock_heap(h: *mut Heap) -> Option<Locked> {
-    let l = ptr::addr_of!((*h).lock);
-    Some(Locked(l, (*l).try_acquire()?))
+/// Any heap, inside a revoke window.
+unsafe fn lock_revoked(h: *mut Heap, r: &Revoke) -> Locked {
+    (*ptr::addr_of!((*h).lock)).lock_revoked(r)
+}
+
+unsafe fn try_lock_revoked(h: *mut Heap, r: &Revoke) -> Option<Locked> {
+    (*ptr::addr_of!((*h).lock)).try_lock_revoked(r)
 }
 
 #[inline(always)]
@@ -241,7 +245,7 @@ unsafe fn free_slow(heap: *mut Heap, s: *mut Slab) {
     {
         return;
     }
-    let _l = lock_heap(heap);
+    let _l = lock_own(heap);
     // The release thread may have handed the slab back meanwhile (all its
     // other blocks were parked): then it is no longer ours to touch.
     if (*s).owner.load(Ordering::Relaxed) == heap {
@@ -257,7 +261,7 @@ unsafe fn free_slow(heap: *mut Heap, s: *mut Slab) {
 #[cold]
 #[inline(never)]
 unsafe fn free_orphan(heap: *mut Heap, owner: *mut Heap, s: *mut Slab, b: *mut Block) {
-    let l = lock_heap(owner);
+    let l = lock_unowned(owner);
     let now = (*s).owner.load(Ordering::Relaxed);
     if now != owner {
         // Another thread adopted the slab meanwhile.
@@ -285,7 +289,7 @@ unsafe fn free_orphan(heap: *mut Heap, owner: *mut Heap, s: *mut Slab, b: *mut B
     (*owner).disown(s, heap);
     drop(l);
     {
-        let _m = lock_heap(heap);
+        let _m = lock_own(heap);
         (*heap).adopt(s);
     }
     free_local(heap, s, b);
@@ -308,7 +312,7 @@ unsafe fn alloc_slow(class: usize, size: usize, zero: bool) -> *mut u8 {
         }
     }
     observe!(heap, alloc_slow);
-    let l = lock_heap(heap);
+    let l = lock_own(heap);
     (*heap).note_slow_path();
     let Fresh(b, dirty) = (*heap).refill(class, zero);
     let pass_due = (*heap).pass_due();
@@ -807,7 +811,7 @@ unsafe fn attach() -> *mut Heap {
     }
     drop(reg);
     {
-        let _l = lock_heap(h);
+        let _l = lock_unowned(h);
         (*h).inbox.set_orphan(false);
         (*h).tid = os::gettid();
         (*h).exiting = init::thread_has_exited();
@@ -830,13 +834,14 @@ unsafe fn exited_heap() -> Option<*mut Heap> {
         return None;
     }
     let mut found = None;
+    let r = Revoke::begin();
     each_heap(|h| {
         if found.is_some() {
             return;
         }
         // SAFETY: heaps are never freed; the heap is changed under its lock.
         unsafe {
-            if let Some(_l) = try_lock_heap(h) {
+            if let Some(_l) = try_lock_revoked(h, &r) {
                 if (*h).exiting && !os::thread_alive((*h).tid) {
                     (*h).make_orphan();
                     reclaim::heap_detached();
@@ -855,7 +860,9 @@ pub(crate) unsafe fn detach(h: *mut Heap) {
         return;
     }
     {
-        let _l = lock_heap(h);
+        // The spin lock, not the owner's entry: frees into the orphan it
+        // becomes take the spin lock alone.
+        let _l = lock_unowned(h);
         // Its current slabs and class spares stay (not its cache) for
         // the next thread to adopt the heap (thread pools re-create threads
         // all the time, and each exit would otherwise decommit what the next
@@ -890,11 +897,14 @@ fn each_heap(mut f: impl FnMut(*mut Heap)) {
 /// idle (`malloc_trim`). Heaps whose lock is busy are skipped until next time.
 pub(crate) fn reclaim_pass(now: u64, all: bool) {
     let me = tls::get();
+    let r = Revoke::begin();
     each_heap(|h| {
         // SAFETY: heaps are never freed; everything below runs under the
         // heap's lock, as the owner's slow paths do.
         unsafe {
-            let Some(l) = try_lock_heap(h) else { return };
+            let Some(l) = try_lock_revoked(h, &r) else {
+                return;
+            };
             let hp = &mut *h;
             let n = hp.slow_paths.load(Ordering::Relaxed);
             if n != hp.seen_slow_paths || hp.seen_at == 0 {
@@ -944,15 +954,18 @@ pub(crate) fn reclaim_pass(now: u64, all: bool) {
 /// fork, so that no heap is in the middle of a slow path in the child.
 pub(crate) fn lock_for_fork() {
     REGISTRY.acquire();
+    let r = Revoke::begin();
     // SAFETY: heaps are never freed.
     each_heap(|h| unsafe {
-        (*h).lock.acquire();
+        (*h).lock.acquire_revoked(&r);
     });
+    r.keep();
 }
 
 pub(crate) fn unlock_after_fork() {
     // SAFETY: heaps are never freed.
     each_heap(|h| unsafe { (*h).lock.force_unlock() });
+    Revoke::end_kept();
     REGISTRY.force_unlock();
 }
 
@@ -965,7 +978,8 @@ pub(crate) fn orphan_other_threads_heaps() {
         unsafe {
             if h != me && !(*h).is_orphan() {
                 {
-                    let _l = lock_heap(h);
+                    // No other thread exists to be its owner.
+                    let _l = lock_unowned(h);
                     (*h).inbox.set_orphan(true);
                     (*h).tid = 0;
                 }
@@ -981,7 +995,7 @@ pub(crate) fn trim() {
     if !me.is_null() {
         // SAFETY: the calling thread's own heap, under its lock.
         unsafe {
-            let _l = lock_heap(me);
+            let _l = lock_own(me);
             (*me).trim_own();
         }
     }
@@ -991,9 +1005,10 @@ pub(crate) fn trim() {
 /// This copy of hakmem is being unloaded (`dlclose`): no thread can call it
 /// again, so every heap, attached or not, gives back everything free.
 pub(crate) fn orphan_all() {
+    let r = Revoke::begin();
     // SAFETY: heaps are never freed; each is changed under its lock.
     each_heap(|h| unsafe {
-        let _l = lock_heap(h);
+        let _l = lock_revoked(h, &r);
         (*h).make_orphan();
     });
 }

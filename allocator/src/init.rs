@@ -20,7 +20,9 @@
 //!   malloc and free. The child releases them and turns the other threads'
 //!   heaps into orphans, so their blocks come back as the child frees them.
 
-use crate::{check, hardened, heap, large, options, os, reclaim, remote, stats, superslab, tls};
+use crate::{
+    check, hardened, heap, large, lock, options, os, reclaim, remote, stats, superslab, tls,
+};
 use core::sync::atomic::{AtomicU8, Ordering};
 
 static STATE: AtomicU8 = AtomicU8::new(0);
@@ -48,6 +50,7 @@ fn initialise() {
     options::load_env();
     remote::init_tag_key();
     os::note_pid();
+    lock::enable_owner_bias();
     // SAFETY: pthread_key_create and pthread_atfork only register callbacks,
     // which are `extern "C"` functions valid for the life of the process; the
     // key is written once, here, before KEY_READY publishes it.
@@ -119,6 +122,8 @@ extern "C" fn fork_parent() {
 extern "C" fn fork_child() {
     fork_parent();
     os::note_pid();
+    // Registration may not survive fork; the child is single-threaded here.
+    lock::enable_owner_bias();
     heap::orphan_other_threads_heaps();
     reclaim::after_fork_in_child(!tls::get().is_null());
 }

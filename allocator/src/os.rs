@@ -1,9 +1,12 @@
 //! The only place that talks to the kernel: mmap, munmap, madvise, mremap,
-//! mprotect.
+//! mprotect; and, off the allocation paths, the thread probes and the
+//! process-wide fence of the heap locks (gettid, tgkill, membarrier).
 //!
 //! Invariants:
-//! - Every syscall made here bumps its counter in `stats`, so `stats()` sees all
-//!   of the allocator's syscalls (SPEC: syscalls per op).
+//! - Every memory syscall made here bumps its counter in `stats`, so `stats()`
+//!   sees all of the allocator's memory syscalls (SPEC: syscalls per op). The
+//!   others are made by the release thread (at most one membarrier per pass)
+//!   or once per thread, and are not counted.
 //! - Every failed munmap, madvise or mremap is counted in
 //!   `stats::SYSCALL_FAILURES` and reported (the first failure of each kind
 //!   writes one `hakmem: warning:` line to stderr); madvise is retried on
@@ -310,6 +313,22 @@ pub(crate) fn thread_alive(tid: i32) -> bool {
     let r = unsafe { libc::syscall(libc::SYS_tgkill, PID.load(Relaxed), tid, 0) };
     // SAFETY: reading this thread's errno.
     r == 0 || unsafe { *libc::__errno_location() } != libc::ESRCH
+}
+
+/// Registers this process for `membarrier`'s private expedited fence;
+/// false when the kernel (or a sandbox) refuses it.
+pub(crate) fn register_membarrier() -> bool {
+    const REGISTER_PRIVATE_EXPEDITED: libc::c_long = 1 << 4;
+    // SAFETY: membarrier registration has no memory arguments.
+    unsafe { libc::syscall(libc::SYS_membarrier, REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 }
+}
+
+/// Makes every running thread of this process execute a full memory
+/// barrier (after `register_membarrier` succeeded).
+pub(crate) fn membarrier() -> bool {
+    const PRIVATE_EXPEDITED: libc::c_long = 1 << 3;
+    // SAFETY: membarrier has no memory arguments.
+    unsafe { libc::syscall(libc::SYS_membarrier, PRIVATE_EXPEDITED, 0, 0) == 0 }
 }
 
 #[cfg(test)]

@@ -46,19 +46,23 @@ static sem_t done;
 static void *worker(void *arg) {
     chain *c = arg;
     size_t span = cfg.max - cfg.min + 1;
+    /* A local copy: the chains share a cache line, and a generator advanced
+     * in place there made the two threads' every operation fight over it. */
+    uint64_t rng = c->rng;
     for (long i = 0; i < cfg.replacements; i++) {
-        size_t k = (size_t)(splitmix64(&c->rng) % cfg.slots);
+        size_t k = (size_t)(splitmix64(&rng) % cfg.slots);
         if (cfg.sized)
             sized_free(c->slot[k], c->size[k]);
         else
             free(c->slot[k]);
-        size_t n = cfg.min + (size_t)(splitmix64(&c->rng) % span);
+        size_t n = cfg.min + (size_t)(splitmix64(&rng) % span);
         unsigned char *p = bench_malloc(n);
         p[0] = (unsigned char)k;
         p[n - 1] = (unsigned char)k;
         c->slot[k] = p;
         c->size[k] = n;
     }
+    c->rng = rng;
     if (--c->generations_left > 0) {
         /* Larson's churn: the successor is started by the thread that exits. */
         pthread_attr_t attr;

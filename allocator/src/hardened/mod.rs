@@ -31,7 +31,7 @@ mod slab;
 mod zero;
 
 use crate::check;
-use crate::lock::SpinLock;
+use crate::lock::{self, SpinLock};
 use crate::segmap::{self, Chunk};
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
@@ -78,24 +78,6 @@ static STATE: SpinLock<State> = SpinLock::new(State {
     large: large::Large::new(),
 });
 
-extern "C" {
-    /// glibc (2.32 and later): non-zero while the process has never had a
-    /// second thread; `pthread_create` clears it before the thread exists.
-    static __libc_single_threaded: core::ffi::c_char;
-}
-
-/// Whether another thread may be in the hardened allocator. While the
-/// process is single-threaded nobody else can be, and no thread can appear
-/// while this one is inside malloc, so the lock (a third of the cost of
-/// an uncontended call here) is skipped. Threads made with a raw `clone`,
-/// unknown to glibc, are not supported by the hardened profile.
-#[inline(always)]
-fn threaded() -> bool {
-    // SAFETY: a plain byte of glibc's, written only by the thread that
-    // creates threads (this one, while single-threaded).
-    unsafe { core::ptr::read_volatile(&raw const __libc_single_threaded) == 0 }
-}
-
 /// A live block, found from a pointer.
 enum Found {
     Small(slab::Block),
@@ -138,7 +120,7 @@ const MIN_ALIGN: usize = 16;
 /// # Safety
 /// `align` must be a power of two.
 pub(crate) unsafe fn alloc(size: usize, align: usize) -> *mut u8 {
-    let mut st = STATE.lock_if(threaded());
+    let mut st = STATE.lock_if(lock::threaded());
     let st = &mut *st;
     if align <= MIN_ALIGN {
         if size == 0 {
@@ -173,7 +155,7 @@ unsafe fn locate(p: *const u8, kind: Chunk) -> Result<Found, Misuse> {
 /// # Safety
 /// `p` lies in a chunk whose entry is `kind`.
 pub(crate) unsafe fn free(p: *mut u8, kind: Chunk) {
-    let mut st = STATE.lock_if(threaded());
+    let mut st = STATE.lock_if(lock::threaded());
     let st = &mut *st;
     match locate(p, kind) {
         Ok(Found::Small(b)) => st.small.free(b),
@@ -185,7 +167,7 @@ pub(crate) unsafe fn free(p: *mut u8, kind: Chunk) {
 
 /// The requested size of the live block at `p`, or why it is none.
 unsafe fn requested(p: *const u8, kind: Chunk) -> Result<usize, Misuse> {
-    let _st = STATE.lock_if(threaded());
+    let _st = STATE.lock_if(lock::threaded());
     Ok(match locate(p, kind)? {
         Found::Small(b) => b.size(),
         Found::Zero(_) => 0,
