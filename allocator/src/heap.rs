@@ -20,7 +20,8 @@
 //! - `cur[c]` is never null: a heap starts with every class on `EMPTY_SLAB`,
 //!   whose free list is empty, so the fast path needs no null check.
 //! - A slab on the partial list has free blocks or uncarved space; a `FULL` slab
-//!   is on no list and goes back to the partial list on its first free.
+//!   is on no list, and goes back to the partial list once an eighth of its
+//!   blocks are free (`Slab::mark_full`); until then its frees only link blocks.
 //! - Life cycle: a heap is *attached* (one thread owns it) or *orphan* (its
 //!   thread exited, died, or is a fork parent's other thread). An orphan heap
 //!   keeps only slabs with live blocks; frees into it are done directly under
@@ -221,7 +222,7 @@ unsafe fn free_local(heap: *mut Heap, s: *mut Slab, b: *mut Block) {
 
 /// Links `b` onto its slab's free list (the owner, or under the heap lock).
 /// True when the slab's slow path is due: it became empty, or it was FULL
-/// (a FULL slab had an empty free list, so one test covers both).
+/// and enough of its blocks are free again (`Slab::mark_full`).
 #[inline(always)]
 unsafe fn push_free(s: *mut Slab, b: *mut Block) -> bool {
     let head = (*s).free;
@@ -231,7 +232,7 @@ unsafe fn push_free(s: *mut Slab, b: *mut Block) -> bool {
     // Release: the release thread reads `used` to decide that a FULL slab has
     // no live block left; the link and the list head must be visible first.
     (*s).used.store(n - 1, Ordering::Release);
-    n == 1 || head.is_null()
+    n == 1 || n - 1 == (*s).unfull_at
 }
 
 #[cold]
@@ -353,7 +354,7 @@ impl Heap {
             return b;
         }
         if s != EMPTY_SLAB.get() {
-            (*s).state = state::FULL;
+            (*s).mark_full();
         }
         loop {
             let p = self.partial[class];
@@ -369,7 +370,7 @@ impl Heap {
             if let Some(b) = carve(p, zero) {
                 return b;
             }
-            (*p).state = state::FULL;
+            (*p).mark_full();
         }
         let kind = Kind::of_class(class);
         self.retired_since_take = 0;
@@ -407,13 +408,14 @@ impl Heap {
         self.refills.is_multiple_of(release::DECAY_CHECK_EVERY) && !reclaim::running()
     }
 
-    /// The owner's slow path for a slab whose free list was empty (a `FULL`
-    /// slab) or that has just become empty.
+    /// The owner's slow path for a `FULL` slab with enough free blocks
+    /// again, or a slab that has just become empty.
     unsafe fn free_slow_locked(&mut self, s: *mut Slab) {
         let class = (*s).class as usize;
         if (*s).state == state::FULL {
             self.unpark(s);
             (*s).state = state::PARTIAL;
+            (*s).unfull_at = u32::MAX;
             self.push_partial(class, s);
         }
         if used(s) != 0 {
@@ -483,13 +485,14 @@ impl Heap {
         }
         self.unpark(s);
         (*s).state = state::PARTIAL;
+        (*s).unfull_at = u32::MAX;
         (*s).owner.store(to, Ordering::Release);
     }
 
     /// Takes in a slab `disown` handed over (under this heap's lock).
     unsafe fn adopt(&mut self, s: *mut Slab) {
         if (*s).free.is_null() && (*s).carve.load(Ordering::Relaxed) >= (*s).carve_end {
-            (*s).state = state::FULL;
+            (*s).mark_full();
         } else {
             self.push_partial((*s).class as usize, s);
         }

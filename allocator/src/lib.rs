@@ -374,6 +374,37 @@ mod tests {
     }
 
     #[test]
+    fn a_full_slab_comes_back_once_an_eighth_of_its_blocks_are_free() {
+        use crate::superslab::{slab_of, state};
+        // 1792-byte blocks (a class no other test uses): 36 to a 64 KiB slab.
+        const PER_SLAB: usize = 36;
+        // SAFETY: every block is live until freed once here; the slab record
+        // is read on this thread, which owns it.
+        unsafe {
+            let ps: Vec<*mut u8> = (0..PER_SLAB * 4).map(|_| raw::alloc(1700, 16)).collect();
+            // A slab in the middle: wholly this loop's, and no longer current.
+            let s = slab_of(ps[PER_SLAB * 2]);
+            let mine: Vec<*mut u8> = ps.iter().copied().filter(|&p| slab_of(p) == s).collect();
+            assert_eq!(mine.len(), PER_SLAB);
+            assert_eq!((*s).state, state::FULL);
+            let gap = PER_SLAB / 8;
+            for &p in &mine[..gap - 1] {
+                raw::free(p);
+            }
+            assert_eq!(
+                (*s).state,
+                state::FULL,
+                "a few free blocks keep it off allocation"
+            );
+            raw::free(mine[gap - 1]);
+            assert_eq!((*s).state, state::PARTIAL);
+            for &p in ps.iter().filter(|p| !mine[..gap].contains(p)) {
+                raw::free(p);
+            }
+        }
+    }
+
+    #[test]
     fn zero_sized_blocks_are_unique() {
         // SAFETY: size 0 blocks are valid pointers that are only freed.
         unsafe {

@@ -101,6 +101,9 @@ pub(crate) struct Slab {
     pub(crate) state: u8,
     pub(crate) class: u8,
     pub(crate) kind: Kind,
+    /// A `FULL` slab goes back to the partial list when `used` falls to this
+    /// (see `mark_full`); `u32::MAX` in every other state.
+    pub(crate) unfull_at: u32,
     /// The end of the last whole block.
     pub(crate) carve_end: *mut u8,
     /// Memory from here to the slab's end reads as zero (see the invariants).
@@ -162,6 +165,7 @@ pub(crate) static EMPTY_SLAB: EmptySlab = EmptySlab(Slab {
     state: state::CURRENT,
     class: 0,
     kind: Kind::Small,
+    unfull_at: u32::MAX,
     pooled_at: 0,
 });
 
@@ -195,6 +199,7 @@ impl Slab {
         self.rcount = 0;
         self.carve_end = self.start.wrapping_add(slab_len / bs * bs);
         self.div_magic = (1u64 << 40).div_ceil(bs as u64);
+        self.unfull_at = u32::MAX;
         self.next = null_mut();
         self.prev = null_mut();
         self.owner.store(owner, Relaxed);
@@ -208,6 +213,19 @@ impl Slab {
     /// `offset * m` stay below 2^20 for multiples of `size` and reach at least
     /// 2^24 for any other offset below 2^19.
     #[inline(always)]
+    /// Takes the slab off allocation: its free list is empty and nothing is
+    /// left to carve. It comes back to the partial list only once an eighth
+    /// of its blocks are free again: coming back at its first free made a
+    /// program that frees at random all over its slabs switch slabs, and take
+    /// both slow paths, every few blocks.
+    pub(crate) fn mark_full(&mut self) {
+        let capacity =
+            ((self.carve_end as usize - self.start as usize) as u64 * self.div_magic) >> 40;
+        let gap = (capacity as u32 / 8).max(1);
+        self.state = state::FULL;
+        self.unfull_at = self.used.load(Relaxed).saturating_sub(gap);
+    }
+
     pub(crate) fn check_block(&self, p: *const u8) {
         let off = (p as usize).wrapping_sub(self.start as usize) as u64;
         if p >= self.carve.load(Relaxed) as *const u8
@@ -374,6 +392,7 @@ unsafe fn format(ss: *mut SuperSlab, kind: Kind, pristine: bool) {
                 state: state::FREE,
                 class: 0,
                 kind,
+                unfull_at: u32::MAX,
                 pooled_at: 0,
             },
         );
