@@ -28,6 +28,18 @@ pub(crate) fn fatal(what: &str, ptr: *const u8) -> ! {
     unsafe { libc::abort() }
 }
 
+/// [`fatal`] for a fast path's failed check, reached by a jump: a call to a
+/// function that never returns would make `malloc` and `free` set up a stack
+/// frame on every call. It returns for a null pointer, which no check
+/// reports, only so that the compiler cannot treat it as never returning.
+#[cold]
+#[inline(never)]
+pub(crate) fn reject(what: &'static str, ptr: *const u8) {
+    if !ptr.is_null() {
+        fatal(what, ptr)
+    }
+}
+
 /// Writes raw bytes to stderr, ignoring errors (there is nobody left to tell).
 pub(crate) fn write_stderr(bytes: &[u8]) {
     // SAFETY: the buffer is valid for `len` bytes.

@@ -143,19 +143,31 @@ unsafe fn used(s: *mut Slab) -> u32 {
 /// only the slow path uses `size`, which the caller has in a register).
 #[inline(always)]
 pub(crate) unsafe fn alloc(class: usize, size: usize) -> *mut u8 {
-    let heap = tls::get();
-    if !heap.is_null() {
-        let s = *(*heap).cur.get_unchecked(class);
-        let b = (*s).free;
-        if !b.is_null() {
-            (*s).free = (*b).next;
-            (*b).mark_used();
-            (*s).used.store(used(s) + 1, Ordering::Relaxed);
-            observe!(heap, alloc_fast);
-            return b.cast();
-        }
+    let b = alloc_fast(class);
+    if !b.is_null() {
+        return b;
     }
     alloc_slow(class, size, false)
+}
+
+/// The fast path alone: a block of `class` from the current slab's free
+/// list, or null when the slow path is due.
+#[inline(always)]
+pub(crate) unsafe fn alloc_fast(class: usize) -> *mut u8 {
+    let heap = tls::get();
+    if heap.is_null() {
+        return null_mut();
+    }
+    let s = *(*heap).cur.get_unchecked(class);
+    let b = (*s).free;
+    if b.is_null() {
+        return null_mut();
+    }
+    (*s).free = (*b).next;
+    (*b).mark_used();
+    (*s).used.store(used(s) + 1, Ordering::Relaxed);
+    observe!(heap, alloc_fast);
+    b.cast()
 }
 
 /// Allocates a zeroed block of `class`.
@@ -177,12 +189,14 @@ pub(crate) unsafe fn alloc_zeroed(class: usize, size: usize) -> *mut u8 {
 #[inline(always)]
 pub(crate) unsafe fn free(p: *mut u8, chunk: Chunk) {
     let s = superslab::slab_at(p, chunk);
-    if check::CHECKS {
-        // Also rejects pointers into the header slab, which is always FREE.
-        (*s).check_block(p);
+    // Also rejects pointers into the header slab, which is always FREE.
+    if check::CHECKS && !(*s).is_block(p) {
+        return check::reject("free(): invalid pointer or double free", p);
     }
     let b = p.cast::<Block>();
-    (*b).mark_free();
+    if !(*b).mark_free() {
+        return check::reject("free(): double free", p);
+    }
     let heap = tls::get();
     let owner = (*s).owner.load(Ordering::Relaxed);
     if owner == heap {

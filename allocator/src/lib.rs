@@ -176,6 +176,20 @@ pub mod raw {
         alloc_other(size, align, false)
     }
 
+    /// The fast path of C's `malloc` (every class block is 16-aligned, all
+    /// that malloc promises): a block, or null when the caller must take
+    /// [`alloc`] (which may still find one).
+    ///
+    /// # Safety
+    /// None beyond [`alloc`]'s: any size is fine.
+    #[inline(always)]
+    pub unsafe fn malloc_fast(size: usize) -> *mut u8 {
+        match class_for(size) {
+            Some(c) => heap::alloc_fast(c),
+            None => core::ptr::null_mut(),
+        }
+    }
+
     /// Like [`alloc`], but the memory is zeroed (without a memset on fresh pages).
     ///
     /// # Safety

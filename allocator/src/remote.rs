@@ -56,16 +56,17 @@ impl Block {
         crate::check::CHECKS && self.tag == TAG_KEY.load(Ordering::Relaxed)
     }
 
-    /// Marks a block free, aborting if it already was (a double free).
+    /// Marks a block free; false if it already was (a double free).
     #[inline(always)]
-    pub(crate) fn mark_free(&mut self) {
+    pub(crate) fn mark_free(&mut self) -> bool {
         if crate::check::CHECKS {
             let key = TAG_KEY.load(Ordering::Relaxed);
             if self.tag == key {
-                crate::check::fatal("free(): double free", self as *const Block as *const u8);
+                return false;
             }
             self.tag = key;
         }
+        true
     }
 
     /// Clears the tag of a block being handed out.

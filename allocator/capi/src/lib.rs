@@ -92,6 +92,9 @@ fn page_size() -> usize {
 /// Frees a block hakmem does not own.
 #[cold]
 unsafe fn free_foreign(p: *mut c_void) {
+    if p.is_null() {
+        return;
+    }
     match foreign::libc() {
         // SAFETY: p is not hakmem's, so (by free's contract) it is glibc's.
         foreign::Lookup::Found(libc) if libc.may_own_blocks() => unsafe { libc.free(p) },
@@ -135,6 +138,19 @@ unsafe fn realloc_foreign(p: *mut c_void, size: usize) -> *mut c_void {
 /// C's contract: the result must be freed once, with this library's `free`.
 #[no_mangle]
 pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    // SAFETY: any size is fine for the fast path.
+    let p = unsafe { raw::malloc_fast(size) };
+    if !p.is_null() {
+        return p.cast();
+    }
+    // SAFETY: as for malloc.
+    unsafe { malloc_slow(size) }
+}
+
+/// Out of line, so that `malloc`'s fast path needs no stack frame.
+#[cold]
+#[inline(never)]
+unsafe fn malloc_slow(size: usize) -> *mut c_void {
     // SAFETY: malloc_align returns a power of two.
     unsafe { alloc(size, malloc_align(size)) }
 }
@@ -145,11 +161,9 @@ pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
 /// `p` must be NULL or a live block from this process's malloc family.
 #[no_mangle]
 pub unsafe extern "C" fn free(p: *mut c_void) {
-    if p.is_null() {
-        return;
-    }
-    // SAFETY: p is live (caller's contract); try_free leaves blocks that are not
-    // hakmem's alone, and those are glibc's.
+    // SAFETY: p is null or live (caller's contract); try_free leaves blocks
+    // that are not hakmem's alone (null among them: its chunk is never
+    // hakmem's), and those are glibc's.
     unsafe {
         if !raw::try_free(p.cast()) {
             free_foreign(p)
