@@ -338,7 +338,7 @@ unsafe fn alloc_slow(class: usize, size: usize, zero: bool) -> *mut u8 {
     if pass_due {
         // No release thread runs (a single-threaded process, or a fork
         // child): this thread does its work now and then, outside its lock.
-        reclaim::pass(false);
+        reclaim::pass_from_slow_path();
     }
     b
 }

@@ -21,7 +21,7 @@
 //!   asked to stop (`request_stop`), never waited for.
 
 use crate::{heap, large, os, release, superslab};
-use core::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::*};
 
 const IDLE: u8 = 0;
 const RUNNING: u8 = 1;
@@ -49,6 +49,25 @@ pub(crate) fn heap_attached() {
 
 pub(crate) fn heap_detached() {
     let _ = ATTACHED.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+}
+
+/// When an allocating thread last ran the pass itself (`os::coarse_ms`).
+static LAST_OWN_PASS: AtomicU64 = AtomicU64::new(0);
+
+/// The pass from an allocation slow path, when no release thread runs: at
+/// most once per `TICK_MS` in the process, as the release thread would (its
+/// revoke window costs a process-wide fence when other threads exist).
+pub(crate) fn pass_from_slow_path() {
+    let now = os::coarse_ms();
+    let last = LAST_OWN_PASS.load(Relaxed);
+    if now.saturating_sub(last) < release::TICK_MS
+        || LAST_OWN_PASS
+            .compare_exchange(last, now, Relaxed, Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    pass(false);
 }
 
 /// One pass, on the calling thread (`all`: as if every heap were idle).
