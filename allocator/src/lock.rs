@@ -233,6 +233,14 @@ impl OwnerLock {
     /// The owner thread's entry.
     #[inline]
     pub(crate) fn lock_as_owner(&self) -> Held<'_> {
+        if self.owner_in.load(Ordering::Relaxed) {
+            // Re-entered (only the owner sets it): the outer entry releases.
+            return Held {
+                lock: self,
+                biased: false,
+                taken: false,
+            };
+        }
         if BIASED.load(Ordering::Acquire) {
             self.owner_in.store(true, Ordering::Relaxed);
             compiler_fence(Ordering::SeqCst);
@@ -423,6 +431,23 @@ mod tests {
         }
         // SAFETY: every thread that touched it has been joined.
         assert_eq!(unsafe { *N.0.get() }, 306_000);
+    }
+
+    #[test]
+    fn an_owner_entry_inside_another_leaves_the_lock_to_the_outer_one() {
+        static L: OwnerLock = OwnerLock::new();
+        enable_owner_bias();
+        let outer = L.lock_as_owner();
+        drop(L.lock_as_owner());
+        let other = std::thread::spawn(|| L.try_lock_revoked(&Revoke::begin()).is_none())
+            .join()
+            .unwrap();
+        assert!(other, "the lock was free while the outer entry held it");
+        drop(outer);
+        let other = std::thread::spawn(|| L.try_lock_revoked(&Revoke::begin()).is_some())
+            .join()
+            .unwrap();
+        assert!(other);
     }
 
     #[test]
