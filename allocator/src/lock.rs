@@ -37,6 +37,18 @@ pub(crate) fn threaded() -> bool {
     unsafe { core::ptr::read_volatile(&raw const __libc_single_threaded) == 0 }
 }
 
+/// One wait of a spin loop: a CPU pause at first, then the rest of the time
+/// slice to whoever holds what we wait for.
+fn pause(spins: &mut u32) {
+    *spins += 1;
+    if *spins < 64 {
+        core::hint::spin_loop();
+    } else {
+        // SAFETY: sched_yield has no preconditions.
+        unsafe { libc::sched_yield() };
+    }
+}
+
 pub(crate) struct SpinLock<T> {
     /// `pthread_self()` of the holder; 0 when free.
     holder: AtomicUsize,
@@ -125,13 +137,7 @@ impl<T> SpinLock<T> {
                 Err(_) => {}
             }
             while self.holder.load(Ordering::Relaxed) != 0 {
-                spins += 1;
-                if spins < 64 {
-                    core::hint::spin_loop();
-                } else {
-                    // SAFETY: sched_yield has no preconditions.
-                    unsafe { libc::sched_yield() };
-                }
+                pause(&mut spins);
             }
         }
     }
@@ -272,13 +278,7 @@ impl OwnerLock {
         let held = self.lock_spin();
         let mut spins = 0u32;
         while self.owner_in.load(Ordering::Acquire) {
-            spins += 1;
-            if spins < 64 {
-                core::hint::spin_loop();
-            } else {
-                // SAFETY: sched_yield has no preconditions.
-                unsafe { libc::sched_yield() };
-            }
+            pause(&mut spins);
         }
         held
     }

@@ -75,20 +75,23 @@ static void check_and_free(unsigned char *p, size_t n) {
     free(p);
 }
 
+/* Checks and frees a block `hand_over` left in an exchange slot (or none). */
+static void free_handed(unsigned char *p) {
+    if (!p) return;
+    size_t n;
+    uint64_t s;
+    memcpy(&n, p, sizeof n);
+    memcpy(&s, p + n - 8, 8);
+    if (s != stamp(p, n)) atomic_fetch_add(&corrupt, 1);
+    free(p);
+}
+
 /* A block handed to another worker carries its size in the stamp's place. */
 static void hand_over(int to, unsigned char *p, size_t n) {
     uint64_t s = stamp(p, n);
     memcpy(p, &n, sizeof n);
     memcpy(p + n - 8, &s, 8);
-    unsigned char *old = atomic_exchange(&exchange[to][(size_t)(uintptr_t)p % EXCHANGE], p);
-    if (old) {
-        size_t m;
-        memcpy(&m, old, sizeof m);
-        uint64_t t;
-        memcpy(&t, old + m - 8, 8);
-        if (t != stamp(old, m)) atomic_fetch_add(&corrupt, 1);
-        free(old);
-    }
+    free_handed(atomic_exchange(&exchange[to][(size_t)(uintptr_t)p % EXCHANGE], p));
 }
 
 static void *worker(void *arg) {
@@ -155,17 +158,7 @@ static int owners(int rounds) {
     for (int w = 0; w < WORKERS; w++) {
         for (size_t k = 0; k < SLOTS; k++)
             if (arrays[w].slot[k]) check_and_free(arrays[w].slot[k], arrays[w].size[k]);
-        for (size_t e = 0; e < EXCHANGE; e++) {
-            unsigned char *p = atomic_exchange(&exchange[w][e], NULL);
-            if (p) {
-                size_t m;
-                memcpy(&m, p, sizeof m);
-                uint64_t t;
-                memcpy(&t, p + m - 8, 8);
-                if (t != stamp(p, m)) atomic_fetch_add(&corrupt, 1);
-                free(p);
-            }
-        }
+        for (size_t e = 0; e < EXCHANGE; e++) free_handed(atomic_exchange(&exchange[w][e], NULL));
     }
     printf("owners: rounds=%d ops=%ld forks=%ld failed=%ld corrupt=%ld\n", rounds,
            atomic_load(&ops), forks[0], forks[1], atomic_load(&corrupt));
